@@ -1,0 +1,140 @@
+// Command convert moves StellaOps control-plane data from MongoDB into PostgreSQL and proves
+// that nothing was lost on the way. The command-line contract is ../shared/spec/cli.md.
+//
+// This package is the composition root: it turns flags into options, builds the source, the
+// sink, the manifest store and the transforms, calls the library, and decides the exit code —
+// in one place, exitCode.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/stellaops/convert/pipeline"
+	"github.com/stellaops/convert/pipeline/load"
+)
+
+// toolVersion is the tool's version, recorded in every run.
+const toolVersion = "0.1.0"
+
+const usage = `convert moves StellaOps data from MongoDB to PostgreSQL and verifies it.
+
+Usage:
+  convert plan    --from SRC --to DSN (--module M[,M...] | --collection DB.COLL[=SCHEMA.TABLE]...) [--as-of T] [--json]
+  convert run     --from SRC --to DSN (--module M | --collection DB.COLL[=SCHEMA.TABLE]...) [--as-of T]
+                  [--workers N] [--batch-size N] [--run-id ID | --resume | --replace] [--max-rejects N|P%]
+                  [--fix-strings] [--report FILE.json] [--manifest FILE[.zst]]
+  convert status  --to DSN [--run-id ID] [--json]
+
+SRC is a mongodb:// URI (default $MONGO_URI), a mongodump directory or a mongodump archive.
+DSN is a PostgreSQL URL or keyword DSN (default $DATABASE_URL, then the libpq PG* variables).
+Exit codes: 0 ok, 1 failure, 2 usage or refusal, 3 verify found differences, 4 too many rejects,
+5 another process holds the lock, 130/143 stopped by SIGINT/SIGTERM.
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError is a command line the tool cannot act on (exit code 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	var caught atomic.Value // the signal that stopped us
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case s := <-sigs:
+			caught.Store(s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "plan":
+		err = cmdPlan(ctx, args[1:], stdout, stderr)
+	case "run":
+		err = cmdRun(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(ctx, args[1:], stdout, stderr)
+	case "verify", "archive", "job":
+		err = usagef("convert %s is not available in this version", args[0])
+	case "version", "--version":
+		fmt.Fprintln(stdout, "convert", toolVersion)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = usagef("unknown command %q", args[0])
+	}
+	if err == nil {
+		return 0
+	}
+	code := exitCode(err, caught.Load())
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, "convert: %v\n", err)
+	}
+	return code
+}
+
+// exitCode is the one place where errors become exit codes (cli.md, Exit codes).
+func exitCode(err error, sig any) int {
+	var (
+		ue  *usageError
+		pue *pipeline.UsageError
+		sme *load.SchemaMismatchError
+		lhe *load.LockHeldError
+		rle *pipeline.RejectLimitError
+		dif *differencesError
+	)
+	switch {
+	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.Is(err, flag.ErrHelp):
+		return 2
+	case sig == syscall.SIGINT:
+		return 130
+	case sig == syscall.SIGTERM:
+		return 143
+	case errors.As(err, &lhe):
+		return 5
+	case errors.As(err, &rle):
+		return 4
+	case errors.As(err, &dif):
+		return 3
+	}
+	return 1
+}
+
+// differencesError: verify found differences (exit code 3).
+type differencesError struct{ n int }
+
+func (e *differencesError) Error() string { return fmt.Sprintf("verify found %d differences", e.n) }
+
+func newLogger(w io.Writer, jsonLogs bool) *slog.Logger {
+	if jsonLogs {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}

@@ -1,0 +1,262 @@
+// Package live reads collections from a MongoDB server (or a wire-compatible one such as
+// FerretDB) through the official driver. It implements pipeline.Source.
+//
+// A collection is split into ranges of _id within one BSON type class, because MongoDB compares
+// _id only within a class: a scan with {_id: {$gt: x}} across classes would silently skip
+// documents. Each range is read with {_id: {$type: class, $gt: lower, $lte: upper}} sorted by
+// _id, one cursor per range and no long server-side snapshot (cursors time out after ten idle
+// minutes and snapshots after five), so a resume continues with _id > last committed.
+//
+// Range boundaries come from one _id-only ordered scan per class, taking every RangeDocs-th _id.
+// That works on every server (FerretDB lacks $bucketAuto, $sample and splitVector) and makes the
+// boundaries a function of the data alone, never of the worker count.
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/stellaops/convert/pipeline"
+)
+
+// DefaultRangeDocs is the number of documents per planned range.
+const DefaultRangeDocs = 50_000
+
+// typeClasses are the $type aliases a _id can have, in MongoDB's sort order of classes. Numbers
+// (int, long, double, decimal) compare with each other, so they are one class.
+var typeClasses = []string{"minKey", "null", "number", "string", "symbol", "object", "binData", "objectId", "bool", "date", "timestamp", "javascript", "maxKey"}
+
+// Source is a live MongoDB source.
+type Source struct {
+	client      *mongo.Client
+	fingerprint string
+	rangeDocs   int
+}
+
+var _ pipeline.Source = (*Source)(nil)
+
+// Options tune a live source.
+type Options struct {
+	// RangeDocs is the number of documents per range; 0 means DefaultRangeDocs.
+	RangeDocs int
+}
+
+// IsURI tells a MongoDB connection string from a path.
+func IsURI(s string) bool {
+	return strings.HasPrefix(s, "mongodb://") || strings.HasPrefix(s, "mongodb+srv://")
+}
+
+// Open connects to uri and pings the server. Reads use read concern majority and read preference
+// primary unless the URI says otherwise.
+func Open(ctx context.Context, uri string, o Options) (*Source, error) {
+	co := options.Client().ApplyURI(uri)
+	if co.ReadConcern == nil {
+		co.SetReadConcern(readconcern.Majority())
+	}
+	if co.ReadPreference == nil {
+		co.SetReadPreference(readpref.Primary())
+	}
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, fmt.Errorf("mongodb %s: %w", Redact(uri), err)
+	}
+	if err := client.Ping(ctx, nil); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("mongodb %s: %w", Redact(uri), err)
+	}
+	rd := o.RangeDocs
+	if rd <= 0 {
+		rd = DefaultRangeDocs
+	}
+	return &Source{client: client, fingerprint: "mongodb:" + Redact(uri), rangeDocs: rd}, nil
+}
+
+// Redact drops credentials and the query from a MongoDB URI: what remains names the servers.
+func Redact(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "<unparseable uri>"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}
+
+// Kind implements pipeline.Source.
+func (s *Source) Kind() string { return "mongodb" }
+
+// Fingerprint implements pipeline.Source: the servers, without credentials.
+func (s *Source) Fingerprint() string { return s.fingerprint }
+
+// Close implements pipeline.Source.
+func (s *Source) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
+
+// Collections implements pipeline.Source.
+func (s *Source) Collections(ctx context.Context, db string) ([]string, error) {
+	names, err := s.client.Database(db).ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, fmt.Errorf("database %s: list collections: %w", db, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Plan implements pipeline.Source.
+func (s *Source) Plan(ctx context.Context, ns pipeline.Namespace) (pipeline.CollectionPlan, error) {
+	names, err := s.client.Database(ns.DB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: ns.Collection}})
+	if err != nil {
+		return pipeline.CollectionPlan{}, fmt.Errorf("%s: list collections: %w", ns, err)
+	}
+	if len(names) == 0 {
+		return pipeline.CollectionPlan{}, fmt.Errorf("%s: %w", ns, pipeline.ErrNoCollection)
+	}
+	coll := s.client.Database(ns.DB).Collection(ns.Collection)
+	total, err := coll.CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return pipeline.CollectionPlan{}, fmt.Errorf("%s: count: %w", ns, err)
+	}
+	plan := pipeline.CollectionPlan{Count: total}
+	var sum int64
+	for _, class := range typeClasses {
+		n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: class}}}})
+		if err != nil {
+			// A server that does not know a class alias holds no _id of it; the sum check below
+			// catches it if that is wrong.
+			continue
+		}
+		if n == 0 {
+			continue
+		}
+		sum += n
+		bounds, err := s.boundaries(ctx, coll, class, n)
+		if err != nil {
+			return pipeline.CollectionPlan{}, fmt.Errorf("%s: plan %s ids: %w", ns, class, err)
+		}
+		var lower []byte
+		for _, upper := range bounds {
+			plan.Ranges = append(plan.Ranges, pipeline.Range{No: len(plan.Ranges), TypeClass: class, Lower: lower, Upper: upper})
+			lower = upper
+		}
+		plan.Ranges = append(plan.Ranges, pipeline.Range{No: len(plan.Ranges), TypeClass: class, Lower: lower})
+	}
+	if sum != total {
+		return pipeline.CollectionPlan{}, &CountMismatchError{NS: ns.String(), Total: total, ByClass: sum}
+	}
+	return plan, nil
+}
+
+// CountMismatchError: the per-class counts do not add up to the collection's count, so some
+// documents would be missed by every range (or the collection changed during planning).
+type CountMismatchError struct {
+	NS      string
+	Total   int64
+	ByClass int64
+}
+
+func (e *CountMismatchError) Error() string {
+	return fmt.Sprintf("%s: %d documents, but the _id type classes count %d: refusing to plan ranges that could miss documents", e.NS, e.Total, e.ByClass)
+}
+
+// boundaries returns the inclusive upper bounds of every full range of a class: every
+// rangeDocs-th _id in order, except the last (whose range stays open above).
+func (s *Source) boundaries(ctx context.Context, coll *mongo.Collection, class string, n int64) ([][]byte, error) {
+	if n <= int64(s.rangeDocs) {
+		return nil, nil
+	}
+	cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: class}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(10_000))
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(ctx)
+	var out [][]byte
+	var i int64
+	for cur.Next(ctx) {
+		i++
+		if i%int64(s.rangeDocs) != 0 || i >= n {
+			continue
+		}
+		id, err := cur.Current.LookupErr("_id")
+		if err != nil {
+			return nil, fmt.Errorf("document without _id: %w", err)
+		}
+		out = append(out, EncodeID(id))
+	}
+	return out, cur.Err()
+}
+
+// EncodeID is a _id in the form ranges and cursors keep: its type byte, then its value bytes.
+func EncodeID(v bson.RawValue) []byte {
+	b := make([]byte, 0, 1+len(v.Value))
+	b = append(b, byte(v.Type))
+	return append(b, v.Value...)
+}
+
+// DecodeID reverses EncodeID.
+func DecodeID(b []byte) (bson.RawValue, error) {
+	if len(b) < 1 {
+		return bson.RawValue{}, errors.New("empty encoded _id")
+	}
+	v := bson.RawValue{Type: bson.Type(b[0]), Value: b[1:]}
+	if err := v.Validate(); err != nil {
+		return bson.RawValue{}, fmt.Errorf("encoded _id: %w", err)
+	}
+	return v, nil
+}
+
+// Scan implements pipeline.Source.
+func (s *Source) Scan(ctx context.Context, ns pipeline.Namespace, r pipeline.Range, from pipeline.Cursor, fn func(bson.Raw, pipeline.Position) error) error {
+	cond := bson.D{{Key: "$type", Value: r.TypeClass}}
+	lower := r.Lower
+	if from.AfterID != nil {
+		lower = from.AfterID
+	}
+	if lower != nil {
+		v, err := DecodeID(lower)
+		if err != nil {
+			return fmt.Errorf("%s range %d: %w", ns, r.No, err)
+		}
+		cond = append(cond, bson.E{Key: "$gt", Value: v})
+	}
+	if r.Upper != nil {
+		v, err := DecodeID(r.Upper)
+		if err != nil {
+			return fmt.Errorf("%s range %d: %w", ns, r.No, err)
+		}
+		cond = append(cond, bson.E{Key: "$lte", Value: v})
+	}
+	coll := s.client.Database(ns.DB).Collection(ns.Collection)
+	cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: cond}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
+	if err != nil {
+		return fmt.Errorf("%s range %d: find: %w", ns, r.No, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		var pos pipeline.Position
+		if id, err := cur.Current.LookupErr("_id"); err == nil {
+			pos.ID = EncodeID(id)
+		}
+		if err := fn(cur.Current, pos); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("%s range %d: read: %w", ns, r.No, err)
+	}
+	return nil
+}
+
+// Client exposes the driver client for tools that seed or inspect a server (tests, demo).
+func (s *Source) Client() *mongo.Client { return s.client }

@@ -1,0 +1,242 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stellaops/convert/manifests"
+	"github.com/stellaops/convert/pipeline"
+)
+
+// Target implements pipeline.Target on PostgreSQL.
+type Target struct {
+	pool *pgxpool.Pool
+}
+
+var _ pipeline.Target = (*Target)(nil)
+
+// NewTarget works through pool.
+func NewTarget(pool *pgxpool.Pool) *Target { return &Target{pool: pool} }
+
+// SchemaMismatchError lists what differs between the spec's tables and the database.
+type SchemaMismatchError struct{ Problems []string }
+
+func (e *SchemaMismatchError) Error() string {
+	return "target schema does not match the spec:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// CheckServer refuses a target whose server_encoding is not UTF8: text would be re-encoded.
+func CheckServer(ctx context.Context, pool *pgxpool.Pool) error {
+	var enc string
+	if err := pool.QueryRow(ctx, `SHOW server_encoding`).Scan(&enc); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if enc != "UTF8" {
+		return &pipeline.UsageError{Msg: fmt.Sprintf("target database encoding is %s; convert needs UTF8", enc)}
+	}
+	return nil
+}
+
+// Prepare implements pipeline.Target: creates generic tables that are missing, then checks
+// that every table has the spec's columns with their types and nullability.
+func (t *Target) Prepare(ctx context.Context, tables []pipeline.Table) error {
+	for _, tb := range tables {
+		if !tb.CreateIfMissing {
+			continue
+		}
+		if _, err := t.pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pipeline.QuoteIdent(tb.Schema)); err != nil {
+			return fmt.Errorf("create schema %s: %w", tb.Schema, err)
+		}
+		if _, err := t.pool.Exec(ctx, CreateTableSQL(tb)); err != nil {
+			return fmt.Errorf("create table %s: %w", tb.FullName(), err)
+		}
+	}
+	var problems []string
+	for _, tb := range tables {
+		p, err := t.validate(ctx, tb)
+		if err != nil {
+			return err
+		}
+		problems = append(problems, p...)
+	}
+	if len(problems) > 0 {
+		return &SchemaMismatchError{Problems: problems}
+	}
+	return nil
+}
+
+// CreateTableSQL is the DDL of a table the tool creates itself.
+func CreateTableSQL(tb pipeline.Table) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + tb.Ident() + " (\n")
+	for i, c := range tb.Columns {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		b.WriteString("    " + pipeline.QuoteIdent(c.Name) + " " + c.Type.SQL())
+		if c.Generated != "" {
+			b.WriteString(" GENERATED ALWAYS AS (" + c.Generated + ") STORED")
+		}
+		if c.NotNull {
+			b.WriteString(" NOT NULL")
+		}
+	}
+	if len(tb.PrimaryKey) > 0 {
+		keys := make([]string, len(tb.PrimaryKey))
+		for i, k := range tb.PrimaryKey {
+			keys[i] = pipeline.QuoteIdent(k)
+		}
+		b.WriteString(",\n    PRIMARY KEY (" + strings.Join(keys, ", ") + ")")
+	}
+	b.WriteString("\n)")
+	return b.String()
+}
+
+func (t *Target) validate(ctx context.Context, tb pipeline.Table) ([]string, error) {
+	rows, err := t.pool.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated <> ''
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped`, tb.Schema, tb.Name)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", tb.FullName(), err)
+	}
+	type col struct {
+		typ       string
+		notNull   bool
+		generated bool
+	}
+	have := map[string]col{}
+	for rows.Next() {
+		var name string
+		var c col
+		if err := rows.Scan(&name, &c.typ, &c.notNull, &c.generated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("inspect %s: %w", tb.FullName(), err)
+		}
+		have[name] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", tb.FullName(), err)
+	}
+	if len(have) == 0 {
+		return []string{fmt.Sprintf("table %s is missing", tb.FullName())}, nil
+	}
+	var problems []string
+	for _, c := range tb.Columns {
+		h, ok := have[c.Name]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("%s: column %s is missing", tb.FullName(), c.Name))
+		case h.typ != c.Type.SQL():
+			problems = append(problems, fmt.Sprintf("%s: column %s is %s, want %s", tb.FullName(), c.Name, h.typ, c.Type.SQL()))
+		case c.NotNull && !h.notNull:
+			problems = append(problems, fmt.Sprintf("%s: column %s is nullable, want NOT NULL", tb.FullName(), c.Name))
+		case (c.Generated != "") != h.generated:
+			problems = append(problems, fmt.Sprintf("%s: column %s generated = %v, want %v", tb.FullName(), c.Name, h.generated, c.Generated != ""))
+		}
+		delete(have, c.Name)
+	}
+	for name, h := range have {
+		if h.notNull && !h.generated {
+			problems = append(problems, fmt.Sprintf("%s: extra column %s is NOT NULL; the tool cannot fill it", tb.FullName(), name))
+		}
+	}
+	return problems, nil
+}
+
+// NonEmpty implements pipeline.Target.
+func (t *Target) NonEmpty(ctx context.Context, tables []pipeline.Table) ([]string, error) {
+	var out []string
+	for _, tb := range tables {
+		var any bool
+		if err := t.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+tb.Ident()+")").Scan(&any); err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", tb.FullName(), err)
+		}
+		if any {
+			out = append(out, tb.FullName())
+		}
+	}
+	return out, nil
+}
+
+// StartRun implements pipeline.Target.
+func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pipeline.Table) error {
+	tx, err := t.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("start run: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if len(truncate) > 0 {
+		names := make([]string, len(truncate))
+		for i, tb := range truncate {
+			names[i] = tb.Ident()
+		}
+		if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
+			return fmt.Errorf("--replace: truncate: %w", err)
+		}
+	}
+	if err := manifests.CreateRun(ctx, tx, run); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// Analyze implements pipeline.Target.
+func (t *Target) Analyze(ctx context.Context, tables []pipeline.Table) error {
+	for _, tb := range tables {
+		if _, err := t.pool.Exec(ctx, "ANALYZE "+tb.Ident()); err != nil {
+			return fmt.Errorf("analyze %s: %w", tb.FullName(), err)
+		}
+	}
+	return nil
+}
+
+// ReadTableSum recomputes a table's checksum from what PostgreSQL holds: every row read back in
+// binary (jsonb and numeric as text), hashed exactly as the sink hashed it when writing.
+func ReadTableSum(ctx context.Context, pool *pgxpool.Pool, tb pipeline.Table) (manifests.TableSum, error) {
+	cols := tb.Written()
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = pipeline.QuoteIdent(c.Name)
+		if c.Type == pipeline.TypeJSONB || c.Type == pipeline.TypeNumeric {
+			exprs[i] += "::text"
+		}
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return manifests.TableSum{}, err
+	}
+	defer conn.Release()
+	formats := make([]int16, len(cols))
+	for i := range formats {
+		formats[i] = 1
+	}
+	rr := conn.Conn().PgConn().ExecParams(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+tb.Ident(), nil, nil, nil, formats)
+	var sum manifests.TableSum
+	var row []byte
+	name := tb.FullName()
+	for rr.NextRow() {
+		row = row[:0]
+		for _, v := range rr.Values() {
+			if v == nil {
+				row = append(row, 0)
+				continue
+			}
+			row = append(row, 1, byte(len(v)>>24), byte(len(v)>>16), byte(len(v)>>8), byte(len(v)))
+			row = append(row, v...)
+		}
+		sum.Add(manifests.RowDigest(name, row))
+	}
+	if _, err := rr.Close(); err != nil {
+		return manifests.TableSum{}, fmt.Errorf("read back %s: %w", name, err)
+	}
+	return sum, nil
+}
+
+var _ = errors.New
+var _ = pgx.ErrNoRows

@@ -1,0 +1,630 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stellaops/convert/manifests"
+)
+
+// Defaults (cli.md).
+const (
+	DefaultBatchSize  = 1000
+	DefaultBatchBytes = 8 << 20
+	DefaultRetryFor   = 10 * time.Minute
+	FormatVersion     = 1
+)
+
+// CollectionJob is one source collection to convert.
+type CollectionJob struct {
+	// Name identifies the collection in the manifest and the report: the module's default
+	// collection name, or DB.COLL in generic mode.
+	Name      string
+	Module    string
+	NS        Namespace
+	Tier      string
+	Filter    json.RawMessage
+	Transform Transform
+	// Optional lets a missing source collection load nothing instead of refusing (--allow-missing).
+	Optional bool
+}
+
+// RejectLimit is --max-rejects: a count, or a fraction of the documents read.
+type RejectLimit struct {
+	Count    int64   // > 0: at most this many
+	Fraction float64 // > 0: at most this share of read, once read >= max(1000, batch size)
+}
+
+// Exceeded tells whether rejected of read crosses the limit; final is true when the collection
+// has ended (then a fraction applies whatever the count read).
+func (l RejectLimit) Exceeded(rejected, read int64, batchSize int, final bool) bool {
+	if l.Count > 0 && rejected > l.Count {
+		return true
+	}
+	if l.Fraction > 0 && read > 0 {
+		min := int64(math.Max(1000, float64(batchSize)))
+		if (final || read >= min) && float64(rejected)/float64(read) > l.Fraction {
+			return true
+		}
+	}
+	return false
+}
+
+// Options are a run's settings. Those that change the result are in Result: a resume compares
+// them with the run's record.
+type Options struct {
+	RunID      string // continue this run
+	Resume     bool   // continue the latest unfinished run of the same selection
+	Replace    bool   // truncate the selected tables first
+	Kind       string // run (default), job, delta
+	Workers    int
+	BatchSize  int
+	BatchBytes int
+	MaxRejects RejectLimit
+	RetryFor   time.Duration
+
+	AsOf time.Time
+	// Selection is the canonical key of what is converted ("module:authority,scheduler" or
+	// "collections:db.a,db.b"): --resume finds the latest unfinished run by it.
+	Selection   string
+	Modules     []string
+	Collections []string
+	// Result holds the result-affecting options as recorded in the run (as-of excluded).
+	Result map[string]any
+
+	ToolVersion      string
+	TransformVersion string
+}
+
+func (o *Options) defaults() {
+	if o.Kind == "" {
+		o.Kind = "run"
+	}
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = DefaultBatchBytes
+	}
+	if o.RetryFor <= 0 {
+		o.RetryFor = DefaultRetryFor
+	}
+}
+
+// Target prepares and inspects the target database beyond batch commits.
+type Target interface {
+	// Prepare makes sure the tables exist as specified (creating or validating them).
+	Prepare(ctx context.Context, tables []Table) error
+	// NonEmpty lists the tables among these that hold rows.
+	NonEmpty(ctx context.Context, tables []Table) ([]string, error)
+	// StartRun records a new run, truncating the given tables in the same transaction.
+	StartRun(ctx context.Context, run *manifests.Run, truncate []Table) error
+	// Analyze refreshes planner statistics of the tables of a completed collection.
+	Analyze(ctx context.Context, tables []Table) error
+}
+
+// Progress receives progress events; implementations must be safe for concurrent use.
+type Progress interface {
+	CollectionStarted(name string, total int64, done int64)
+	Advanced(name string, docs int)
+	CollectionDone(name string)
+}
+
+type noProgress struct{}
+
+func (noProgress) CollectionStarted(string, int64, int64) {}
+func (noProgress) Advanced(string, int)                   {}
+func (noProgress) CollectionDone(string)                  {}
+
+// Deps are the parts a run works with, built by the caller.
+type Deps struct {
+	Source      Source
+	Sink        Sink
+	Target      Target
+	Store       *manifests.Store
+	Collections []CollectionJob
+	Logger      *slog.Logger
+	Progress    Progress
+	// IsTransient classifies errors worth retrying (network, server restart, serialization).
+	IsTransient func(error) bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// UsageError is a refusal decided before any data is written (exit code 2).
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, a ...any) error { return &UsageError{Msg: fmt.Sprintf(format, a...)} }
+
+// RejectLimitError: --max-rejects was crossed (exit code 4). The crossing batch is committed.
+type RejectLimitError struct {
+	Collection string
+	Rejected   int64
+	Read       int64
+}
+
+func (e *RejectLimitError) Error() string {
+	return fmt.Sprintf("collection %s: %d rejects of %d documents read exceeds --max-rejects", e.Collection, e.Rejected, e.Read)
+}
+
+// NewRunID makes a sortable, unique run id.
+func NewRunID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Run converts the collections of d in order and returns the run's report. On error the run is
+// recorded as failed (or stopped, on cancellation) and everything committed stays committed, so
+// a later --resume continues after the last committed batch of every range.
+func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
+	o.defaults()
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Progress == nil {
+		d.Progress = noProgress{}
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.IsTransient == nil {
+		d.IsTransient = func(error) bool { return false }
+	}
+	r := &runner{o: o, d: d, log: d.Logger}
+	run, err := r.establish(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.run = run
+	r.log = d.Logger.With("run", run.ID)
+	r.log.Info("run started", "as_of", run.AsOf.Format(time.RFC3339Nano), "source", run.SourceFingerprint, "workers", o.Workers, "batch_size", o.BatchSize)
+
+	runErr := r.convertAll(ctx)
+	status, text := manifests.StatusCompleted, ""
+	switch {
+	case runErr == nil:
+	case errors.Is(runErr, context.Canceled) || ctx.Err() != nil:
+		status, text = manifests.StatusStopped, runErr.Error()
+	default:
+		status, text = manifests.StatusFailed, runErr.Error()
+	}
+	if err := d.Store.SetRunStatus(context.WithoutCancel(ctx), run.ID, status, text); err != nil && runErr == nil {
+		runErr = err
+	}
+	rep, repErr := BuildReport(context.WithoutCancel(ctx), d.Store, run.ID)
+	if repErr != nil && runErr == nil {
+		runErr = repErr
+	}
+	return rep, runErr
+}
+
+type runner struct {
+	o   Options
+	d   Deps
+	run *manifests.Run
+	log *slog.Logger
+}
+
+func (r *runner) allTables() []Table {
+	var out []Table
+	for _, c := range r.d.Collections {
+		out = append(out, c.Transform.Tables()...)
+	}
+	return out
+}
+
+// establish finds or creates the run: a new one, the one --run-id names, or the latest
+// unfinished one for --resume. Every refusal here happens before data is written.
+func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
+	o, d := r.o, r.d
+	result, err := json.Marshal(o.Result)
+	if err != nil {
+		return nil, fmt.Errorf("record options: %w", err)
+	}
+	var existing *manifests.Run
+	switch {
+	case o.RunID != "":
+		existing, err = d.Store.GetRun(ctx, o.RunID)
+		if errors.Is(err, manifests.ErrNoRun) {
+			return nil, usagef("--run-id %s: no such run in the target", o.RunID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if existing.Status == manifests.StatusCompleted {
+			return nil, usagef("--run-id %s: the run is already completed", o.RunID)
+		}
+		if existing.Selection != o.Selection {
+			return nil, usagef("--run-id %s: the run converts %s, not %s", o.RunID, existing.Selection, o.Selection)
+		}
+	case o.Resume:
+		existing, err = d.Store.LatestUnfinished(ctx, o.Selection, o.Kind)
+		if err != nil {
+			return nil, err
+		}
+	}
+	tables := r.allTables()
+	if err := d.Target.Prepare(ctx, tables); err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		if err := r.checkResume(existing, result); err != nil {
+			return nil, err
+		}
+		if err := d.Store.SetRunStatus(ctx, existing.ID, manifests.StatusRunning, ""); err != nil {
+			return nil, err
+		}
+		existing.Status = manifests.StatusRunning
+		return existing, nil
+	}
+	var truncate []Table
+	if o.Replace {
+		truncate = tables
+	} else if o.Kind != "delta" {
+		full, err := d.Target.NonEmpty(ctx, tables)
+		if err != nil {
+			return nil, err
+		}
+		if len(full) > 0 {
+			return nil, usagef("target tables already hold rows: %v (use --replace to truncate them, or --resume to continue an unfinished run)", full)
+		}
+	}
+	asOf := o.AsOf
+	if asOf.IsZero() {
+		asOf = d.Now().UTC().Truncate(time.Millisecond)
+	}
+	run := &manifests.Run{
+		ID: NewRunID(d.Now()), Kind: o.Kind, Modules: o.Modules, Collections: o.Collections, Selection: o.Selection,
+		StartedAt: d.Now().UTC(), AsOf: asOf, SourceKind: d.Source.Kind(), SourceFingerprint: d.Source.Fingerprint(),
+		Options: result, ToolVersion: o.ToolVersion, TransformVersion: o.TransformVersion, Status: manifests.StatusRunning,
+	}
+	if err := d.Target.StartRun(ctx, run, truncate); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// checkResume refuses a resume whose explicit options would change the result.
+func (r *runner) checkResume(run *manifests.Run, result []byte) error {
+	o := r.o
+	if !o.AsOf.IsZero() && !o.AsOf.Equal(run.AsOf) {
+		return usagef("cannot resume run %s: --as-of %s differs from the run's %s", run.ID, o.AsOf.Format(time.RFC3339Nano), run.AsOf.Format(time.RFC3339Nano))
+	}
+	if run.TransformVersion != o.TransformVersion {
+		return usagef("cannot resume run %s: it was made by transform version %s, this tool has %s", run.ID, run.TransformVersion, o.TransformVersion)
+	}
+	if run.SourceFingerprint != r.d.Source.Fingerprint() {
+		return usagef("cannot resume run %s: its source was %s, not %s", run.ID, run.SourceFingerprint, r.d.Source.Fingerprint())
+	}
+	var was, now map[string]any
+	_ = json.Unmarshal(run.Options, &was)
+	_ = json.Unmarshal(result, &now)
+	for k, v := range now {
+		wb, _ := json.Marshal(was[k])
+		nb, _ := json.Marshal(v)
+		if string(wb) != string(nb) {
+			return usagef("cannot resume run %s: option %s was %s, now %s", run.ID, k, wb, nb)
+		}
+	}
+	for k := range was {
+		if _, ok := now[k]; !ok {
+			return usagef("cannot resume run %s: option %s was set, now it is not", run.ID, k)
+		}
+	}
+	return nil
+}
+
+func (r *runner) convertAll(ctx context.Context) error {
+	for _, job := range r.d.Collections {
+		if err := r.convert(ctx, job); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collectionCounters hold a collection's committed totals for --max-rejects.
+type collectionCounters struct {
+	read, rejected atomic.Int64
+}
+
+func (r *runner) convert(ctx context.Context, job CollectionJob) error {
+	d := r.d
+	started := time.Now()
+	st, err := d.Store.CollectionStatus(ctx, r.run.ID, job.Name)
+	if err != nil {
+		return err
+	}
+	if st == "completed" {
+		r.log.Info("collection already completed", "collection", job.Name)
+		return nil
+	}
+	if err := d.Store.EnsureCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name, Module: job.Module,
+		SourceNS: job.NS.String(), Tier: job.Tier, Filter: job.Filter}); err != nil {
+		return err
+	}
+	if err := d.Store.StartCollection(ctx, r.run.ID, job.Name); err != nil {
+		return err
+	}
+	ranges, err := d.Store.Ranges(ctx, r.run.ID, job.Name)
+	if err != nil {
+		return err
+	}
+	var total int64 = -1
+	if len(ranges) == 0 {
+		plan, err := d.Source.Plan(ctx, job.NS)
+		switch {
+		case errors.Is(err, ErrNoCollection) && job.Optional:
+			r.log.Warn("collection absent from the source; --allow-missing loads nothing", "collection", job.Name, "source", job.NS.String())
+			plan = CollectionPlan{Count: 0}
+		case err != nil:
+			return fmt.Errorf("collection %s: %w", job.Name, err)
+		}
+		total = plan.Count
+		rows := make([]manifests.Range, len(plan.Ranges))
+		for i, pr := range plan.Ranges {
+			rows[i] = manifests.Range{No: pr.No, TypeClass: pr.TypeClass, Lower: pr.Lower, Upper: pr.Upper}
+		}
+		if err := d.Store.SaveRanges(ctx, r.run.ID, job.Name, rows); err != nil {
+			return err
+		}
+		if ranges, err = d.Store.Ranges(ctx, r.run.ID, job.Name); err != nil {
+			return err
+		}
+	}
+	tot, err := d.Store.Totals(ctx, r.run.ID, job.Name)
+	if err != nil {
+		return err
+	}
+	counters := &collectionCounters{}
+	counters.read.Store(tot.Read)
+	counters.rejected.Store(tot.Rejected)
+	d.Progress.CollectionStarted(job.Name, total, tot.Read)
+	r.log.Info("collection started", "collection", job.Name, "source", job.NS.String(), "tier", job.Tier, "ranges", len(ranges), "estimate", total)
+
+	if p, ok := job.Transform.(Preparer); ok {
+		kp := KeyPass{Scan: func(fn func(bson.Raw) error) error {
+			for _, rg := range ranges {
+				pr := Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
+				if err := d.Source.Scan(ctx, job.NS, pr, Cursor{}, func(doc bson.Raw, _ Position) error { return fn(doc) }); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
+		seen := map[string]bool{}
+		for _, rg := range ranges {
+			if rg.TypeClass == "" {
+				kp.IDClasses = nil
+				break
+			}
+			if !seen[rg.TypeClass] {
+				seen[rg.TypeClass] = true
+				kp.IDClasses = append(kp.IDClasses, rg.TypeClass)
+			}
+		}
+		if err := p.Prepare(ctx, kp); err != nil {
+			return fmt.Errorf("collection %s: key pass: %w", job.Name, err)
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.o.Workers)
+	for _, rg := range ranges {
+		if rg.Status == manifests.RangeDone {
+			continue
+		}
+		g.Go(func() error { return r.rangeWithRetry(gctx, job, rg, counters) })
+	}
+	if err := g.Wait(); err != nil {
+		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
+		return err
+	}
+	var names []string
+	for _, t := range job.Transform.Tables() {
+		names = append(names, t.FullName())
+	}
+	c, err := d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
+	if err != nil {
+		return err
+	}
+	if err := d.Target.Analyze(ctx, job.Transform.Tables()); err != nil {
+		return err
+	}
+	d.Progress.CollectionDone(job.Name)
+	r.log.Info("collection completed", "collection", job.Name, "read", c.Read, "loaded", c.Loaded, "rejected", c.Rejected,
+		"skipped", c.Skipped, "checksum", c.Checksum.String())
+	if r.o.MaxRejects.Exceeded(c.Rejected, c.Read, r.o.BatchSize, true) {
+		return &RejectLimitError{Collection: job.Name, Rejected: c.Rejected, Read: c.Read}
+	}
+	return nil
+}
+
+// rangeWithRetry works on one range, retrying transient failures with backoff from the last
+// committed batch until RetryFor has passed.
+func (r *runner) rangeWithRetry(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters) error {
+	backoff := 500 * time.Millisecond
+	var deadline time.Time
+	for {
+		err := r.processRange(ctx, job, rg, counters)
+		if err == nil || ctx.Err() != nil || !r.d.IsTransient(err) {
+			return err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(r.o.RetryFor)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("giving up after retrying for %s: %w", r.o.RetryFor, err)
+		}
+		r.log.Warn("transient error, retrying from the last committed batch", "collection", job.Name, "range", rg.No, "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+		// Reload the range's progress: the committed prefix is the only truth.
+		ranges, lerr := r.d.Store.Ranges(ctx, r.run.ID, job.Name)
+		if lerr != nil {
+			if r.d.IsTransient(lerr) {
+				continue
+			}
+			return lerr
+		}
+		for _, x := range ranges {
+			if x.No == rg.No {
+				rg = x
+			}
+		}
+	}
+}
+
+// processRange reads a range from its resume point and commits it batch by batch. Reading and
+// transforming the next batch overlaps with committing the previous one; commits stay in order,
+// so the committed batches of a range are always a gap-free prefix.
+func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters) error {
+	d := r.d
+	pr := Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
+	from := Cursor{}
+	if rg.LastSeq >= 0 {
+		from = Cursor{AfterID: rg.ResumeID, Offset: rg.EndOffset}
+	}
+	seq := rg.LastSeq + 1
+	tables := job.Transform.Tables()
+	file := rg.TypeClass == ""
+
+	free := make(chan *Batch, 2)
+	full := make(chan *Batch, 1)
+	for i := 0; i < 2; i++ {
+		free <- &Batch{}
+	}
+	// The committer uses ctx, not the producer's context: batches already handed over (the
+	// documents before a corrupt frame among them) are committed even when reading failed.
+	pctx, stopProducer := context.WithCancel(ctx)
+	defer stopProducer()
+	committed := make(chan error, 1)
+	go func() {
+		var failed error
+		for b := range full {
+			if failed != nil {
+				continue // drain so the producer never blocks
+			}
+			c, err := d.Sink.Commit(ctx, b)
+			if err != nil {
+				failed = err
+				stopProducer()
+				continue
+			}
+			read := counters.read.Add(int64(c.Read))
+			rejected := counters.rejected.Add(int64(c.Rejected))
+			d.Progress.Advanced(job.Name, c.Read)
+			if c.LoadRejects > 0 {
+				r.log.Warn("database refused rows; their documents are rejected", "collection", job.Name, "range", b.RangeNo, "batch", b.Seq, "rejected", c.LoadRejects)
+			}
+			if r.o.MaxRejects.Exceeded(rejected, read, r.o.BatchSize, false) {
+				failed = &RejectLimitError{Collection: job.Name, Rejected: rejected, Read: read}
+				stopProducer()
+				continue
+			}
+			free <- b
+		}
+		committed <- failed
+	}()
+
+	readErr := func() error {
+		defer close(full)
+		var b *Batch
+		next := func() error {
+			select {
+			case b = <-free:
+			case <-pctx.Done():
+				return pctx.Err()
+			}
+			b.Reset()
+			b.RunID, b.Collection, b.RangeNo, b.Seq, b.Tables, b.File = r.run.ID, job.Name, rg.No, seq, tables, file
+			b.StartOffset = from.Offset
+			seq++
+			return nil
+		}
+		send := func() error {
+			select {
+			case full <- b:
+				b = nil
+				return nil
+			case <-pctx.Done():
+				return pctx.Err()
+			}
+		}
+		if err := next(); err != nil {
+			return err
+		}
+		err := d.Source.Scan(pctx, job.NS, pr, from, func(doc bson.Raw, pos Position) error {
+			start := len(b.Raw)
+			b.Raw = append(b.Raw, doc...)
+			raw := b.Raw[start:]
+			i := len(b.Docs)
+			rows, data := b.Rows.Mark()
+			b.Rows.SetDoc(i)
+			v := job.Transform.Apply(raw, &b.Rows)
+			if v.Skip != "" || v.Reject != nil {
+				b.Rows.Truncate(rows, data)
+			}
+			b.Docs = append(b.Docs, BatchDoc{Start: start, End: len(b.Raw), ID: v.ID, Reject: v.Reject, Skip: v.Skip})
+			b.StringsFixed += v.StringsFixed
+			b.Collapsed += v.Collapsed
+			if i == 0 {
+				b.FirstID = v.ID
+			}
+			b.LastID = v.ID
+			b.ResumeID = pos.ID
+			b.EndOffset = pos.End
+			if len(b.Docs) >= r.o.BatchSize || len(b.Raw) >= r.o.BatchBytes {
+				from.Offset = pos.End
+				if err := send(); err != nil {
+					return err
+				}
+				return next()
+			}
+			return nil
+		})
+		if err != nil {
+			// Commit what was read before a corrupt frame: those documents are accounted.
+			var ce *CorruptError
+			if errors.As(err, &ce) && b != nil && len(b.Docs) > 0 {
+				if serr := send(); serr != nil {
+					return serr
+				}
+			}
+			return err
+		}
+		if b != nil && len(b.Docs) > 0 {
+			return send()
+		}
+		return nil
+	}()
+	commitErr := <-committed
+	if commitErr != nil {
+		return commitErr
+	}
+	if readErr != nil {
+		return readErr
+	}
+	return d.Store.MarkRangeDone(ctx, r.run.ID, job.Name, rg.No)
+}
