@@ -47,12 +47,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	var (
 		from, to, module, asOfS, runID, maxRej, report, manifest, config string
-		colls                                                          multiFlag
-		workers, batchSize, rangeDocs                                  int
-		resume, replace, createSchema, fixStrings, allowMissing, jsonL bool
-		delta                                                          bool
-		sinceRun                                                       string
-		retryFor                                                       time.Duration
+		colls                                                            multiFlag
+		workers, batchSize, rangeDocs                                    int
+		resume, replace, createSchema, fixStrings, allowMissing, jsonL   bool
+		delta                                                            bool
+		sinceRun                                                         string
+		retryFor                                                         time.Duration
 	)
 	fs.StringVar(&from, "from", "", "source: mongodb:// URI, mongodump directory or archive (default $MONGO_URI)")
 	fs.StringVar(&to, "to", "", "target PostgreSQL DSN (default $DATABASE_URL, then PG* variables)")
