@@ -343,3 +343,10 @@ func checkTargetChecksums(t *testing.T, pgURL string, rep report) {
 		}
 	}
 }
+
+func mustUnmarshal(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("parse %s: %v", s, err)
+	}
+}

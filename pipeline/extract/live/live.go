@@ -126,25 +126,19 @@ func (s *Source) Plan(ctx context.Context, ns pipeline.Namespace) (pipeline.Coll
 	if err != nil {
 		return pipeline.CollectionPlan{}, fmt.Errorf("%s: count: %w", ns, err)
 	}
+	counts, bounds, err := s.scanIDs(ctx, coll)
+	if err != nil {
+		return pipeline.CollectionPlan{}, fmt.Errorf("%s: plan ranges: %w", ns, err)
+	}
 	plan := pipeline.CollectionPlan{Count: total}
 	var sum int64
 	for _, class := range typeClasses {
-		n, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: class}}}})
-		if err != nil {
-			// A server that does not know a class alias holds no _id of it; the sum check below
-			// catches it if that is wrong.
+		if counts[class] == 0 {
 			continue
 		}
-		if n == 0 {
-			continue
-		}
-		sum += n
-		bounds, err := s.boundaries(ctx, coll, class, n)
-		if err != nil {
-			return pipeline.CollectionPlan{}, fmt.Errorf("%s: plan %s ids: %w", ns, class, err)
-		}
+		sum += counts[class]
 		var lower []byte
-		for _, upper := range bounds {
+		for _, upper := range bounds[class] {
 			plan.Ranges = append(plan.Ranges, pipeline.Range{No: len(plan.Ranges), TypeClass: class, Lower: lower, Upper: upper})
 			lower = upper
 		}
@@ -156,8 +150,8 @@ func (s *Source) Plan(ctx context.Context, ns pipeline.Namespace) (pipeline.Coll
 	return plan, nil
 }
 
-// CountMismatchError: the per-class counts do not add up to the collection's count, so some
-// documents would be missed by every range (or the collection changed during planning).
+// CountMismatchError: the _ids seen per type class do not add up to the collection's count, so
+// some documents would be missed by every range (or the collection changed during planning).
 type CountMismatchError struct {
 	NS      string
 	Total   int64
@@ -165,35 +159,69 @@ type CountMismatchError struct {
 }
 
 func (e *CountMismatchError) Error() string {
-	return fmt.Sprintf("%s: %d documents, but the _id type classes count %d: refusing to plan ranges that could miss documents", e.NS, e.Total, e.ByClass)
+	return fmt.Sprintf("%s: %d documents, but the _id scan found %d: refusing to plan ranges that could miss documents", e.NS, e.Total, e.ByClass)
 }
 
-// boundaries returns the inclusive upper bounds of every full range of a class: every
-// rangeDocs-th _id in order, except the last (whose range stays open above).
-func (s *Source) boundaries(ctx context.Context, coll *mongo.Collection, class string, n int64) ([][]byte, error) {
-	if n <= int64(s.rangeDocs) {
-		return nil, nil
-	}
-	cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$type", Value: class}}}},
+// scanIDs reads every _id once, in order, counting them per type class and taking every
+// rangeDocs-th _id of a class as the inclusive upper bound of a range. Within a class the scan
+// order is the order the ranges' $gt/$lte follow, whatever order the server gives classes.
+func (s *Source) scanIDs(ctx context.Context, coll *mongo.Collection) (map[string]int64, map[string][][]byte, error) {
+	cur, err := coll.Find(ctx, bson.D{},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(10_000))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer cur.Close(ctx)
-	var out [][]byte
-	var i int64
+	defer cur.Close(context.WithoutCancel(ctx))
+	counts := map[string]int64{}
+	bounds := map[string][][]byte{}
 	for cur.Next(ctx) {
-		i++
-		if i%int64(s.rangeDocs) != 0 || i >= n {
-			continue
-		}
 		id, err := cur.Current.LookupErr("_id")
 		if err != nil {
-			return nil, fmt.Errorf("document without _id: %w", err)
+			return nil, nil, fmt.Errorf("document without _id: %w", err)
 		}
-		out = append(out, EncodeID(id))
+		class := ClassOf(id.Type)
+		if class == "" {
+			return nil, nil, fmt.Errorf("_id of BSON type %s cannot be ranged", id.Type)
+		}
+		counts[class]++
+		if counts[class]%int64(s.rangeDocs) == 0 {
+			bounds[class] = append(bounds[class], EncodeID(id))
+		}
 	}
-	return out, cur.Err()
+	return counts, bounds, cur.Err()
+}
+
+// ClassOf is the $type alias of the class a BSON type sorts in, "" for types a _id cannot have.
+func ClassOf(t bson.Type) string {
+	switch t {
+	case bson.TypeMinKey:
+		return "minKey"
+	case bson.TypeNull:
+		return "null"
+	case bson.TypeInt32, bson.TypeInt64, bson.TypeDouble, bson.TypeDecimal128:
+		return "number"
+	case bson.TypeString:
+		return "string"
+	case bson.TypeSymbol:
+		return "symbol"
+	case bson.TypeEmbeddedDocument:
+		return "object"
+	case bson.TypeBinary:
+		return "binData"
+	case bson.TypeObjectID:
+		return "objectId"
+	case bson.TypeBoolean:
+		return "bool"
+	case bson.TypeDateTime:
+		return "date"
+	case bson.TypeTimestamp:
+		return "timestamp"
+	case bson.TypeJavaScript:
+		return "javascript"
+	case bson.TypeMaxKey:
+		return "maxKey"
+	}
+	return ""
 }
 
 // EncodeID is a _id in the form ranges and cursors keep: its type byte, then its value bytes.
