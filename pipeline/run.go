@@ -400,27 +400,7 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 	r.log.Info("collection started", "collection", job.Name, "source", job.NS.String(), "tier", job.Tier, "ranges", len(ranges), "estimate", total)
 
 	if p, ok := job.Transform.(Preparer); ok {
-		kp := KeyPass{Scan: func(fn func(bson.Raw) error) error {
-			for _, rg := range ranges {
-				pr := Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
-				if err := d.Source.Scan(ctx, job.NS, pr, Cursor{}, func(doc bson.Raw, _ Position) error { return fn(doc) }); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}
-		seen := map[string]bool{}
-		for _, rg := range ranges {
-			if rg.TypeClass == "" {
-				kp.IDClasses = nil
-				break
-			}
-			if !seen[rg.TypeClass] {
-				seen[rg.TypeClass] = true
-				kp.IDClasses = append(kp.IDClasses, rg.TypeClass)
-			}
-		}
-		if err := p.Prepare(ctx, kp); err != nil {
+		if err := r.keyPass(ctx, job, p, ranges); err != nil {
 			return fmt.Errorf("collection %s: key pass: %w", job.Name, err)
 		}
 	}
@@ -457,13 +437,46 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 	return nil
 }
 
-// rangeWithRetry works on one range, retrying transient failures with backoff from the last
-// committed batch until RetryFor has passed.
-func (r *runner) rangeWithRetry(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters) error {
+// keyPass lets a Preparer read the collection before its first batch. A corrupt frame ends the
+// pass where it is (decisions rest on the documents before it, which are all that will load
+// before the run stops there); transient errors restart the pass.
+func (r *runner) keyPass(ctx context.Context, job CollectionJob, p Preparer, ranges []manifests.Range) error {
+	kp := KeyPass{Scan: func(fn func(bson.Raw) error) error {
+		for _, rg := range ranges {
+			pr := Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
+			err := r.d.Source.Scan(ctx, job.NS, pr, Cursor{}, func(doc bson.Raw, _ Position) error { return fn(doc) })
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				r.log.Warn("key pass stops at a corrupt frame", "collection", job.Name, "err", err)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
+	seen := map[string]bool{}
+	for _, rg := range ranges {
+		if rg.TypeClass == "" {
+			kp.IDClasses = nil
+			break
+		}
+		if !seen[rg.TypeClass] {
+			seen[rg.TypeClass] = true
+			kp.IDClasses = append(kp.IDClasses, rg.TypeClass)
+		}
+	}
+	return r.retry(ctx, job.Name, -1, func() error { return p.Prepare(ctx, kp) }, nil)
+}
+
+// retry runs fn, retrying transient failures with backoff from 0.5 s to 30 s until RetryFor
+// has passed; before each new attempt it calls reload (when not nil).
+func (r *runner) retry(ctx context.Context, collection string, rangeNo int, fn func() error, reload func() error) error {
 	backoff := 500 * time.Millisecond
 	var deadline time.Time
 	for {
-		err := r.processRange(ctx, job, rg, counters)
+		err := fn()
 		if err == nil || ctx.Err() != nil || !r.d.IsTransient(err) {
 			return err
 		}
@@ -473,27 +486,47 @@ func (r *runner) rangeWithRetry(ctx context.Context, job CollectionJob, rg manif
 		if time.Now().After(deadline) {
 			return fmt.Errorf("giving up after retrying for %s: %w", r.o.RetryFor, err)
 		}
-		r.log.Warn("transient error, retrying from the last committed batch", "collection", job.Name, "range", rg.No, "in", backoff, "err", err)
+		r.log.Warn("transient error, retrying from the last committed batch", "collection", collection, "range", rangeNo, "in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
-		// Reload the range's progress: the committed prefix is the only truth.
-		ranges, lerr := r.d.Store.Ranges(ctx, r.run.ID, job.Name)
-		if lerr != nil {
-			if r.d.IsTransient(lerr) {
-				continue
+		if reload != nil {
+			for {
+				lerr := reload()
+				if lerr == nil {
+					break
+				}
+				if !r.d.IsTransient(lerr) || time.Now().After(deadline) {
+					return lerr
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(backoff):
+				}
 			}
-			return lerr
+		}
+	}
+}
+
+// rangeWithRetry works on one range, retrying transient failures from the last committed batch:
+// the committed prefix, reloaded from the store, is the only truth.
+func (r *runner) rangeWithRetry(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters) error {
+	return r.retry(ctx, job.Name, rg.No, func() error { return r.processRange(ctx, job, rg, counters) }, func() error {
+		ranges, err := r.d.Store.Ranges(ctx, r.run.ID, job.Name)
+		if err != nil {
+			return err
 		}
 		for _, x := range ranges {
 			if x.No == rg.No {
 				rg = x
 			}
 		}
-	}
+		return nil
+	})
 }
 
 // processRange reads a range from its resume point and commits it batch by batch. Reading and
