@@ -1,7 +1,7 @@
 package main
 
 import (
-		"testing"
+	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 

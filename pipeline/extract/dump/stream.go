@@ -23,8 +23,8 @@ const (
 	// terminatorLen is what the archive format writes as 0xFFFFFFFF.
 	terminatorLen int32 = -1
 
-	readBufSize = 256 << 10
-	initDocBuf  = 64 << 10
+	readBufSize = 64 << 10
+	initDocBuf  = 16 << 10
 )
 
 // Compression says how a dump file is compressed.
@@ -71,9 +71,9 @@ type stream struct {
 	comp  Compression
 	zdec  *zstd.Decoder
 	br    *bufio.Reader
-	off   int64 // offset of the next unread byte in the uncompressed stream
-	limit int64 // length of the uncompressed stream where known (plain files), else -1
-	buf   []byte
+	off   int64     // offset of the next unread byte in the uncompressed stream
+	limit int64     // length of the uncompressed stream where known (plain files), else -1
+	buf   []byte    // the one document buffer, grown on demand and reused
 	seek  io.Seeker // plain files only
 }
 
@@ -105,7 +105,6 @@ func newStream(name string, r io.Reader, comp Compression, limit int64, seeker i
 		return nil, fmt.Errorf("dump file %s: unknown compression %d", name, comp)
 	}
 	s.br = bufio.NewReaderSize(dec, readBufSize)
-	s.buf = make([]byte, initDocBuf)
 	return s, nil
 }
 
@@ -190,7 +189,7 @@ func (s *stream) next(allowTerminator, keep bool) (frameKind, int64, []byte, err
 	var last byte
 	if keep {
 		if cap(s.buf) < size {
-			s.buf = make([]byte, min(max(size, 2*cap(s.buf)), maxDocSize))
+			s.buf = make([]byte, min(max(size, 2*cap(s.buf), initDocBuf), maxDocSize))
 		}
 		b := s.buf[:size]
 		copy(b, lb[:])
