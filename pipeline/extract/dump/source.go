@@ -117,10 +117,11 @@ func (s *Source) Collections(ctx context.Context, db string) ([]string, error) {
 	return names, nil
 }
 
-// Plan returns the one range of a dump file or archive namespace. Count is -1: only a full
-// read can tell. Bytes is the data file's size on disk (compressed size for .gz/.zst, 0 for a
-// view's metadata-only entry); for an archive it is the whole archive file's size on disk,
-// because archive offsets are positions in the whole (uncompressed) archive stream.
+// Plan returns the one range of a dump file or archive namespace, or wraps
+// pipeline.ErrNoCollection. Count is -1: only a full read can tell (0 for a directory entry
+// with metadata and no data file, such as a view). Bytes is the data file's size on disk,
+// compressed size for .gz/.zst; for an archive it is the whole archive file's size on disk
+// (compressed if it is), since archive positions are offsets in the whole archive stream.
 func (s *Source) Plan(ctx context.Context, ns pipeline.Namespace) (pipeline.CollectionPlan, error) {
 	if err := s.check(ctx); err != nil {
 		return pipeline.CollectionPlan{}, err

@@ -31,9 +31,9 @@ const (
 type Compression int
 
 const (
-	None Compression = iota
-	Gzip
-	Zstd
+	None Compression = iota // plain BSON
+	Gzip                    // .gz, as mongodump --gzip writes
+	Zstd                    // .zst
 )
 
 func (c Compression) String() string {
