@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"fmt"
 	"os"
 	"sort"
@@ -167,3 +168,13 @@ func checkPresent(ctx context.Context, src pipeline.Source, sel *selection) erro
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// logSourceWarnings reports what a dump reader noticed but could work around (a missing
+// metadata file, a stray top-level file).
+func logSourceWarnings(src pipeline.Source, log *slog.Logger) {
+	if d, ok := src.(*dump.Source); ok {
+		for _, w := range d.Warnings() {
+			log.Warn("dump", "namespace", w.Namespace.String(), "file", w.File, "warning", w.What)
+		}
+	}
+}

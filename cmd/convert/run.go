@@ -162,6 +162,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
+	logSourceWarnings(src, logger)
 	if err := checkPresent(ctx, src, sel); err != nil {
 		return err
 	}
