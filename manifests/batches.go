@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -114,6 +116,24 @@ type RejectRow struct {
 // ErrBatchExists means the batch is already committed: a second writer lost a race.
 var ErrBatchExists = errors.New("batch already committed")
 
+// SafeText makes a value storable in a text column: a source _id or field name may hold NUL or
+// invalid UTF-8, which PostgreSQL refuses, and a manifest row must never fail its batch. NUL
+// becomes the two characters \0 and invalid bytes U+FFFD; the raw BSON keeps the original.
+func SafeText(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", `\0`)
+}
+
+func safePtr(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	v := SafeText(*s)
+	return &v
+}
+
 // InsertBatch writes a batch's manifest row and its rejects in tx, the transaction that holds
 // the batch's rows.
 func InsertBatch(ctx context.Context, tx pgx.Tx, b *Batch, rejects []RejectRow) error {
@@ -130,7 +150,7 @@ func InsertBatch(ctx context.Context, tx pgx.Tx, b *Batch, rejects []RejectRow) 
 	tag, err := tx.Exec(ctx, `INSERT INTO convert.batches (run_id, collection, range_no, seq, first_id, last_id, resume_id,
 start_offset, end_offset, read, loaded, rows, rejected, skipped, strings_fixed, collapsed, table_sums, checksum)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING`,
-		b.RunID, b.Collection, b.RangeNo, b.Seq, b.FirstID, b.LastID, b.ResumeID, b.StartOffset, b.EndOffset,
+		b.RunID, b.Collection, b.RangeNo, b.Seq, safePtr(b.FirstID), safePtr(b.LastID), b.ResumeID, b.StartOffset, b.EndOffset,
 		b.Read, b.Loaded, b.Rows, b.Rejected, b.Skipped, b.StringsFixed, b.Collapsed, sums, b.Checksum[:])
 	if err != nil {
 		return fmt.Errorf("collection %s: batch %d/%d manifest: %w", b.Collection, b.RangeNo, b.Seq, err)
@@ -145,7 +165,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 		[]string{"run_id", "collection", "range_no", "seq", "_id", "path", "reason", "raw"},
 		pgx.CopyFromSlice(len(rejects), func(i int) ([]any, error) {
 			r := rejects[i]
-			return []any{b.RunID, b.Collection, b.RangeNo, b.Seq, r.ID, r.Path, r.Reason, r.Raw}, nil
+			return []any{b.RunID, b.Collection, b.RangeNo, b.Seq, safePtr(r.ID), SafeText(r.Path), SafeText(r.Reason), r.Raw}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("collection %s: batch %d/%d rejects: %w", b.Collection, b.RangeNo, b.Seq, err)

@@ -94,7 +94,8 @@ func TestDumpAccountingAndExoticTypes(t *testing.T) {
 	dup := marshal(t, bson.D{{Key: "_id", Value: "dup"}, {Key: "k", Value: int32(1)}, {Key: "k", Value: int32(2)}})
 	invalid := marshal(t, bson.D{{Key: "_id", Value: "badbool"}, {Key: "flag", Value: true}})
 	invalid[len(invalid)-2] = 2 // the bool's byte: only 0 and 1 are valid BSON
-	docs = append(docs, nul, utf, dup, invalid)
+	badID := marshal(t, bson.D{{Key: "_id", Value: "id\xffx"}, {Key: "n", Value: int32(1)}})
+	docs = append(docs, nul, utf, dup, invalid, badID)
 
 	root := t.TempDir()
 	writeDumpDir(t, root, "sample", map[string][]bson.Raw{"things": docs}, dump.Zstd)
@@ -102,11 +103,13 @@ func TestDumpAccountingAndExoticTypes(t *testing.T) {
 	for _, fix := range []bool{false, true} {
 		pgURL := pgtest.Database(t)
 		args := []string{"run", "--from", root, "--to", pgURL, "--json", "--batch-size", "7", "--collection", "sample.things"}
-		want := map[string]string{collide.Hex(): "identity collision", "nul": "NUL", "utf": "UTF-8", "dup": "duplicate key", "badbool": "invalid BSON"}
+		want := map[string]string{collide.Hex(): "identity collision", "nul": "NUL", "utf": "UTF-8", "dup": "duplicate key", "badbool": "invalid BSON",
+			"id\ufffdx": "UTF-8"}
 		if fix {
 			args = append(args, "--fix-strings")
 			delete(want, "nul")
 			delete(want, "utf")
+			delete(want, "id\ufffdx")
 		}
 		rep := parseReport(t, mustConvert(t, nil, args...).stdout)
 		c := rep.Collections[0]

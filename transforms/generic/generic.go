@@ -221,10 +221,16 @@ func (t *Transform) mapDoc(doc bson.Raw, id bson.RawValue, canonical string, opt
 	if collides && !winner.Equal(id) {
 		return &pipeline.Reject{ID: &canonical, Path: "_id", Reason: "identity collision " + canonical}
 	}
+	// A string _id is kept as is in the id's name, but mongo_id is a stored text value: the
+	// NUL and UTF-8 rules apply to it.
+	mongoID, verr := transforms.CleanString(canonical, opt)
+	if verr != nil {
+		return &pipeline.Reject{ID: &canonical, Path: "_id", Reason: verr.Reason}
+	}
 	out.StartRow(0)
 	u := transforms.UUIDv5(t.ns, t.spec.Name()+":"+canonical)
 	out.Cell(u[:])
-	out.Text(canonical)
+	out.Text(mongoID)
 	if tenant, ok := tenantOf(doc); ok {
 		s, verr := transforms.CleanString(tenant, opt)
 		if verr != nil {
@@ -235,7 +241,6 @@ func (t *Transform) mapDoc(doc bson.Raw, id bson.RawValue, canonical string, opt
 		out.Null()
 	}
 	mark := out.BeginCell()
-	var verr *transforms.ValueError
 	out.Data, verr = transforms.AppendJSONB(out.Data, doc, opt)
 	if verr != nil {
 		return &pipeline.Reject{ID: &canonical, Path: verr.Path, Reason: verr.Reason}
