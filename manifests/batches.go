@@ -184,3 +184,21 @@ func (s *Store) RejectIDs(ctx context.Context, runID, collection string) ([]stri
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// RejectReasons maps each rejected _id of a run's collection to its reason (NULL ids as "").
+func (s *Store) RejectReasons(ctx context.Context, runID, collection string) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(_id, ''), reason FROM convert.rejects WHERE run_id = $1 AND collection = $2`, runID, collection)
+	if err != nil {
+		return nil, fmt.Errorf("collection %s: rejects: %w", collection, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, reason string
+		if err := rows.Scan(&id, &reason); err != nil {
+			return nil, fmt.Errorf("collection %s: rejects: %w", collection, err)
+		}
+		out[id] = reason
+	}
+	return out, rows.Err()
+}

@@ -437,17 +437,25 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 	return nil
 }
 
-// keyPass lets a Preparer read the collection before its first batch. A corrupt frame ends the
-// pass where it is (decisions rest on the documents before it, which are all that will load
-// before the run stops there); transient errors restart the pass.
+// keyPass runs the collection's key pass, retrying transient errors from the start.
 func (r *runner) keyPass(ctx context.Context, job CollectionJob, p Preparer, ranges []manifests.Range) error {
+	planned := make([]Range, len(ranges))
+	for i, rg := range ranges {
+		planned[i] = Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
+	}
+	return r.retry(ctx, job.Name, -1, func() error { return KeyPassOf(ctx, r.d.Source, job, p, planned, r.log) }, nil)
+}
+
+// KeyPassOf lets a Preparer read the collection over the given ranges before its first batch.
+// A corrupt frame ends the pass where it is: decisions rest on the documents before it, which
+// are all that will load before the run stops there. verify replays it the same way.
+func KeyPassOf(ctx context.Context, src Source, job CollectionJob, p Preparer, ranges []Range, log *slog.Logger) error {
 	kp := KeyPass{Scan: func(fn func(bson.Raw) error) error {
-		for _, rg := range ranges {
-			pr := Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
-			err := r.d.Source.Scan(ctx, job.NS, pr, Cursor{}, func(doc bson.Raw, _ Position) error { return fn(doc) })
+		for _, pr := range ranges {
+			err := src.Scan(ctx, job.NS, pr, Cursor{}, func(doc bson.Raw, _ Position) error { return fn(doc) })
 			var ce *CorruptError
 			if errors.As(err, &ce) {
-				r.log.Warn("key pass stops at a corrupt frame", "collection", job.Name, "err", err)
+				log.Warn("key pass stops at a corrupt frame", "collection", job.Name, "err", err)
 				return nil
 			}
 			if err != nil {
@@ -467,7 +475,7 @@ func (r *runner) keyPass(ctx context.Context, job CollectionJob, p Preparer, ran
 			kp.IDClasses = append(kp.IDClasses, rg.TypeClass)
 		}
 	}
-	return r.retry(ctx, job.Name, -1, func() error { return p.Prepare(ctx, kp) }, nil)
+	return p.Prepare(ctx, kp)
 }
 
 // retry runs fn, retrying transient failures with backoff from 0.5 s to 30 s until RetryFor

@@ -33,6 +33,7 @@ Usage:
                   [--workers N] [--batch-size N] [--run-id ID | --resume | --replace] [--max-rejects N|P%]
                   [--fix-strings] [--report FILE.json] [--manifest FILE[.zst]]
   convert status  --to DSN [--run-id ID] [--json]
+  convert verify  --from SRC --to DSN --run-id ID [--deep] [--report FILE.json] [--json]
 
 SRC is a mongodb:// URI (default $MONGO_URI), a mongodump directory or a mongodump archive.
 DSN is a PostgreSQL URL or keyword DSN (default $DATABASE_URL, then the libpq PG* variables).
@@ -79,7 +80,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, args[1:], stdout, stderr)
-	case "verify", "archive", "job":
+	case "verify":
+		err = cmdVerify(ctx, args[1:], stdout, stderr)
+	case "archive", "job":
 		err = usagef("convert %s is not available in this version", args[0])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "convert", toolVersion)

@@ -199,6 +199,19 @@ func (t *Target) Analyze(ctx context.Context, tables []pipeline.Table) error {
 // ReadTableSum recomputes a table's checksum from what PostgreSQL holds: every row read back in
 // binary (jsonb and numeric as text), hashed exactly as the sink hashed it when writing.
 func ReadTableSum(ctx context.Context, pool *pgxpool.Pool, tb pipeline.Table) (manifests.TableSum, error) {
+	var sum manifests.TableSum
+	name := tb.FullName()
+	err := ScanTable(ctx, pool, tb, func(row []byte) error {
+		sum.Add(manifests.RowDigest(name, row))
+		return nil
+	})
+	return sum, err
+}
+
+// ScanTable reads every row of a table in checksum encoding (pipeline.RowBuffer): the written
+// columns in table order, binary, jsonb and numeric as the text PostgreSQL prints. row is only
+// valid during the call.
+func ScanTable(ctx context.Context, pool *pgxpool.Pool, tb pipeline.Table, fn func(row []byte) error) error {
 	cols := tb.Written()
 	exprs := make([]string, len(cols))
 	for i, c := range cols {
@@ -209,7 +222,7 @@ func ReadTableSum(ctx context.Context, pool *pgxpool.Pool, tb pipeline.Table) (m
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return manifests.TableSum{}, err
+		return fmt.Errorf("read back %s: %w", tb.FullName(), err)
 	}
 	defer conn.Release()
 	formats := make([]int16, len(cols))
@@ -217,9 +230,8 @@ func ReadTableSum(ctx context.Context, pool *pgxpool.Pool, tb pipeline.Table) (m
 		formats[i] = 1
 	}
 	rr := conn.Conn().PgConn().ExecParams(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+tb.Ident(), nil, nil, nil, formats)
-	var sum manifests.TableSum
 	var row []byte
-	name := tb.FullName()
+	var fnErr error
 	for rr.NextRow() {
 		row = row[:0]
 		for _, v := range rr.Values() {
@@ -230,12 +242,18 @@ func ReadTableSum(ctx context.Context, pool *pgxpool.Pool, tb pipeline.Table) (m
 			row = append(row, 1, byte(len(v)>>24), byte(len(v)>>16), byte(len(v)>>8), byte(len(v)))
 			row = append(row, v...)
 		}
-		sum.Add(manifests.RowDigest(name, row))
+		if fnErr = fn(row); fnErr != nil {
+			break
+		}
 	}
-	if _, err := rr.Close(); err != nil {
-		return manifests.TableSum{}, fmt.Errorf("read back %s: %w", name, err)
+	_, err = rr.Close()
+	if fnErr != nil {
+		return fnErr
 	}
-	return sum, nil
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", tb.FullName(), err)
+	}
+	return nil
 }
 
 var _ = errors.New
