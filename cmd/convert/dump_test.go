@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,7 +158,8 @@ func TestDumpAccountingAndExoticTypes(t *testing.T) {
 }
 
 // TestSameChecksumFromEverySource converts the same documents from the live server, a mongodump
-// directory (plain and gzip) and a gzip archive: the collection checksums are identical.
+// directory (plain and gzip), a gzip archive and `convert archive` copies (zstd and gzip): the
+// collection checksums are identical.
 func TestSameChecksumFromEverySource(t *testing.T) {
 	uri := ferrettest.URI(t)
 	db := ferrettest.Database(t)
@@ -177,8 +179,26 @@ func TestSameChecksumFromEverySource(t *testing.T) {
 	writeGzipArchive(t, archive, db, raw)
 
 	colls := collectionArgs(db, "runs", "schedules", "events")
+	// convert archive copies of the live collections, zstd and gzip, each with a SHA256SUMS that
+	// sha256sum -c accepts.
+	for _, kind := range []string{"zst", "gzip"} {
+		out := filepath.Join(dir, "archived-"+kind)
+		args := append([]string{"archive", "--from", uri, "--out", out}, colls...)
+		if kind == "gzip" {
+			args = append(args, "--gzip")
+		}
+		mustConvert(t, nil, args...)
+		cmd := exec.Command("sha256sum", "-c", "--strict", "SHA256SUMS")
+		cmd.Dir = out
+		if b, err := cmd.CombinedOutput(); err != nil || strings.Count(string(b), ": OK") != 6 {
+			t.Fatalf("sha256sum -c in %s: %v\n%s", out, err, b)
+		}
+	}
+	if r := convert(t, nil, append([]string{"archive", "--from", uri, "--out", filepath.Join(dir, "archived-zst")}, colls...)...); r.code != 2 {
+		t.Errorf("archive into a non-empty directory: exit %d, want 2", r.code)
+	}
 	var first map[string]string
-	for _, from := range []string{uri, filepath.Join(dir, "plain"), filepath.Join(dir, "gz"), archive} {
+	for _, from := range []string{uri, filepath.Join(dir, "plain"), filepath.Join(dir, "gz"), archive, filepath.Join(dir, "archived-zst"), filepath.Join(dir, "archived-gzip")} {
 		args := append([]string{"run", "--from", from, "--to", pgtest.Database(t), "--json", "--as-of", "2026-06-01T00:00:00Z"}, colls...)
 		got := checksums(parseReport(t, mustConvert(t, nil, args...).stdout))
 		if first == nil {

@@ -34,6 +34,7 @@ Usage:
                   [--fix-strings] [--report FILE.json] [--manifest FILE[.zst]]
   convert status  --to DSN [--run-id ID] [--json]
   convert verify  --from SRC --to DSN --run-id ID [--deep] [--report FILE.json] [--json]
+  convert archive --from SRC (--module M | --collection DB.COLL...) --out DIR [--gzip]
 
 SRC is a mongodb:// URI (default $MONGO_URI), a mongodump directory or a mongodump archive.
 DSN is a PostgreSQL URL or keyword DSN (default $DATABASE_URL, then the libpq PG* variables).
@@ -82,7 +83,9 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = cmdVerify(ctx, args[1:], stdout, stderr)
-	case "archive", "job":
+	case "archive":
+		err = cmdArchive(ctx, args[1:], stdout, stderr)
+	case "job":
 		err = usagef("convert %s is not available in this version", args[0])
 	case "version", "--version":
 		fmt.Fprintln(stdout, "convert", toolVersion)

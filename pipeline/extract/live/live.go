@@ -288,3 +288,46 @@ func (s *Source) Scan(ctx context.Context, ns pipeline.Namespace, r pipeline.Ran
 
 // Client exposes the driver client for tools that seed or inspect a server (tests, demo).
 func (s *Source) Client() *mongo.Client { return s.client }
+
+// Metadata builds the collection's metadata as mongodump writes it in <coll>.metadata.json
+// (canonical Extended JSON): its options, its indexes, its UUID when the server gives one.
+func (s *Source) Metadata(ctx context.Context, ns pipeline.Namespace) ([]byte, error) {
+	db := s.client.Database(ns.DB)
+	specs, err := db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: ns.Collection}})
+	if err != nil {
+		return nil, fmt.Errorf("%s: list collections: %w", ns, err)
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("%s: %w", ns, pipeline.ErrNoCollection)
+	}
+	spec := specs[0]
+	md := bson.D{}
+	if spec.Options != nil {
+		md = append(md, bson.E{Key: "options", Value: spec.Options})
+	} else {
+		md = append(md, bson.E{Key: "options", Value: bson.D{}})
+	}
+	var indexes bson.A
+	cur, err := db.Collection(ns.Collection).Indexes().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list indexes: %w", ns, err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		indexes = append(indexes, bson.Raw(append([]byte(nil), cur.Current...)))
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("%s: list indexes: %w", ns, err)
+	}
+	md = append(md, bson.E{Key: "indexes", Value: indexes})
+	uuid := ""
+	if spec.UUID != nil {
+		uuid = fmt.Sprintf("%x", spec.UUID.Data)
+	}
+	md = append(md, bson.E{Key: "uuid", Value: uuid}, bson.E{Key: "collectionName", Value: ns.Collection}, bson.E{Key: "type", Value: spec.Type})
+	out, err := bson.MarshalExtJSON(md, true, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: metadata: %w", ns, err)
+	}
+	return out, nil
+}
