@@ -101,6 +101,43 @@ func TestDumpAccountingAndExoticTypes(t *testing.T) {
 	root := t.TempDir()
 	writeDumpDir(t, root, "sample", map[string][]bson.Raw{"things": docs}, dump.Zstd)
 
+	// plan --profile sees the same problems before loading, and the field types.
+	var prof struct {
+		Profiles []struct {
+			Scanned  int64            `json:"scanned"`
+			Loadable int64            `json:"loadable"`
+			Rejects  map[string]int64 `json:"rejects_by_rule"`
+			Fields   []struct {
+				Path  string           `json:"path"`
+				Count int64            `json:"count"`
+				Types map[string]int64 `json:"types"`
+			} `json:"fields"`
+		} `json:"profiles"`
+	}
+	mustUnmarshal(t, mustConvert(t, nil, "plan", "--from", root, "--profile", "--json", "--collection", "sample.things").stdout, &prof)
+	if len(prof.Profiles) != 1 {
+		t.Fatalf("profile: %+v", prof)
+	}
+	p := prof.Profiles[0]
+	var profiled int64
+	for _, n := range p.Rejects {
+		profiled += n
+	}
+	if p.Scanned != int64(len(docs)) || p.Loadable != int64(len(docs))-6 || profiled != 6 || p.Rejects["_id: identity collision"] != 1 {
+		t.Errorf("profile: scanned %d loadable %d rejects %v", p.Scanned, p.Loadable, p.Rejects)
+	}
+	types := map[string]map[string]int64{}
+	for _, f := range p.Fields {
+		types[f.Path] = f.Types
+	}
+	if types["n"][bson.TypeInt64.String()] != 50 || types["d"][bson.TypeDecimal128.String()] != 1 || types["nested[][]"][bson.TypeInt32.String()] != 2 || types["tenantId"][bson.TypeString.String()] != 50 {
+		t.Errorf("profile field types: n %v d %v nested[][] %v tenantId %v", types["n"], types["d"], types["nested[][]"], types["tenantId"])
+	}
+	sampled := mustConvert(t, nil, "plan", "--from", root, "--profile", "--sample", "10", "--collection", "sample.things")
+	if !strings.Contains(sampled.stdout, "10 documents scanned") || !strings.Contains(sampled.stdout, "at most 10") {
+		t.Errorf("sampled profile:\n%s", sampled.stdout)
+	}
+
 	for _, fix := range []bool{false, true} {
 		pgURL := pgtest.Database(t)
 		args := []string{"run", "--from", root, "--to", pgURL, "--json", "--batch-size", "7", "--collection", "sample.things"}

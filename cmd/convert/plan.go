@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/pipeline/extract/live"
+	"github.com/stellaops/convert/profile"
 	"github.com/stellaops/convert/tiers"
 	"github.com/stellaops/convert/transforms"
 )
@@ -35,8 +38,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	var from, to, module, asOfS string
 	var colls multiFlag
-	var jsonOut bool
+	var jsonOut, doProfile bool
 	var rangeDocs int
+	var sample int64
 	fs.StringVar(&from, "from", "", "source: mongodb:// URI, mongodump directory or archive (default $MONGO_URI)")
 	fs.StringVar(&to, "to", "", "target PostgreSQL DSN (accepted for symmetry with run; plan reads only the source)")
 	fs.StringVar(&module, "module", "", "modules")
@@ -44,6 +48,8 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&asOfS, "as-of", "", "RFC 3339 (default now)")
 	fs.IntVar(&rangeDocs, "range-docs", live.DefaultRangeDocs, "documents per planned range of a live collection")
 	fs.BoolVar(&jsonOut, "json", false, "JSON output")
+	fs.BoolVar(&doProfile, "profile", false, "scan each collection: field paths with their BSON types, and what each mapping rule would reject")
+	fs.Int64Var(&sample, "sample", 0, "with --profile, read at most this many documents per collection (0 = all)")
 	if err := fs.Parse(args); err != nil {
 		return &usageError{msg: err.Error()}
 	}
@@ -91,9 +97,26 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 	}
+	var profiles []*profile.Collection
+	if doProfile {
+		for _, j := range sel.jobs {
+			if isMissing(entries, j.Name) {
+				continue
+			}
+			p, err := profile.Survey(ctx, src, j, sample)
+			if err != nil {
+				return err
+			}
+			profiles = append(profiles, p)
+		}
+	}
 	if jsonOut {
-		return writeJSON(stdout, map[string]any{"format_version": pipeline.FormatVersion, "as_of": asOf, "source": src.Fingerprint(),
-			"collections": entries, "unmapped": nonNil(unmapped)})
+		out := map[string]any{"format_version": pipeline.FormatVersion, "as_of": asOf, "source": src.Fingerprint(),
+			"collections": entries, "unmapped": nonNil(unmapped)}
+		if doProfile {
+			out["profiles"] = profiles
+		}
+		return writeJSON(stdout, out)
 	}
 	t := newTable(stdout, "ORDER", "COLLECTION", "TIER", "FILTER", "ESTIMATE", "RANGES", "TARGET")
 	for _, e := range entries {
@@ -109,7 +132,56 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(unmapped) > 0 {
 		io.WriteString(stdout, "not mapped by the selection: "+strings.Join(unmapped, ", ")+"\n")
 	}
+	for _, p := range profiles {
+		printProfile(stdout, p)
+	}
 	return nil
+}
+
+func isMissing(entries []planEntry, name string) bool {
+	for _, e := range entries {
+		if e.Collection == name {
+			return e.Missing
+		}
+	}
+	return false
+}
+
+func printProfile(w io.Writer, p *profile.Collection) {
+	fmt.Fprintf(w, "\nprofile of %s: %d documents scanned", p.Collection, p.Scanned)
+	if p.Sampled {
+		fmt.Fprintf(w, " (%s)", p.SampleNote)
+	}
+	fmt.Fprintf(w, "; %d loadable\n", p.Loadable)
+	t := newTable(w, "FIELD", "COUNT", "TYPES")
+	for _, f := range p.Fields {
+		var types []string
+		for typ, n := range f.Types {
+			types = append(types, fmt.Sprintf("%s %d", typ, n))
+		}
+		sort.Strings(types)
+		t.row(f.Path, f.Count, strings.Join(types, ", "))
+	}
+	t.flush()
+	if len(p.Rejects) > 0 || len(p.Skips) > 0 {
+		t := newTable(w, "WOULD", "RULE", "DOCUMENTS")
+		for _, k := range sortedKeys(p.Rejects) {
+			t.row("reject", k, p.Rejects[k])
+		}
+		for _, k := range sortedKeys(p.Skips) {
+			t.row("skip", k, p.Skips[k])
+		}
+		t.flush()
+	}
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func nonNil(s []string) []string {
