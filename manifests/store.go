@@ -386,3 +386,26 @@ func fromHex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// CompleteDerived records a module's derived tables (read from the target once the module is
+// complete) as a collection entry of their own: no documents, only rows and a checksum.
+func (s *Store) CompleteDerived(ctx context.Context, runID, name, module string, sums TableSums) error {
+	rows := map[string]int64{}
+	for t, ts := range sums {
+		rows[t] = ts.Count
+	}
+	enc, err := EncodeTableSums(sums)
+	if err != nil {
+		return err
+	}
+	sum := CollectionChecksum(sums)
+	_, err = s.pool.Exec(ctx, `INSERT INTO convert.collections (run_id, collection, module, source_ns, tier, filter, rows, table_sums,
+checksum, status, started_at, finished_at)
+VALUES ($1, $2, $3, '(derived)', 'derived', '{}', $4, $5, $6, 'completed', now(), now())
+ON CONFLICT (run_id, collection) DO UPDATE SET rows = EXCLUDED.rows, table_sums = EXCLUDED.table_sums,
+checksum = EXCLUDED.checksum, status = 'completed', finished_at = now()`, runID, name, module, rows, enc, sum[:])
+	if err != nil {
+		return fmt.Errorf("%s: record derived tables: %w", name, err)
+	}
+	return nil
+}

@@ -69,9 +69,20 @@ type Table struct {
 	Name       string
 	Columns    []Column
 	PrimaryKey []string
+	// Unique lists the table's unique keys (validated on an existing schema).
+	Unique [][]string
 	// CreateIfMissing lets the target create the table (generic mode); module tables come from
 	// the module's migrations and are only validated.
 	CreateIfMissing bool
+	// Derived tables (authority tenants, roles, user_roles) hold rows several documents share:
+	// the sink inserts them with ON CONFLICT OnConflict (default DO NOTHING) in the batch's
+	// transaction, they are not counted in batch rows or sums, and their checksums are read
+	// from the target when the module completes.
+	Derived    bool
+	OnConflict string
+	// ConflictKey names the columns OnConflict's key covers; rows of one batch sharing it are
+	// folded to the least by the remaining columns first. Empty means every column.
+	ConflictKey []string
 }
 
 // FullName is "schema.name", the table's name in checksums and reports.
@@ -279,4 +290,10 @@ type KeyPass struct {
 	// IDClasses lists the _id type classes present when the source knows them (live sources
 	// plan ranges per class); nil when only a scan can tell.
 	IDClasses []string
+	// Query reads loaded rows of parent tables (complete before this collection starts), for
+	// references, tenants and natural keys. Values come as text; nil is NULL.
+	Query func(sql string, fn func(vals []*string) error) error
+	// Exec runs DDL the collection needs before loading (scheduler.runs partitions), under the
+	// module's lock.
+	Exec func(sql string) error
 }

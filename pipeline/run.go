@@ -115,6 +115,11 @@ type Target interface {
 	StartRun(ctx context.Context, run *manifests.Run, truncate []Table) error
 	// Analyze refreshes planner statistics of the tables of a completed collection.
 	Analyze(ctx context.Context, tables []Table) error
+	// Query and Exec serve a transform's key pass (KeyPass.Query, KeyPass.Exec).
+	Query(ctx context.Context, sql string, fn func(vals []*string) error) error
+	Exec(ctx context.Context, sql string) error
+	// TableSum recomputes a table's checksum from its rows (derived tables).
+	TableSum(ctx context.Context, tb Table) (manifests.TableSum, error)
 }
 
 // Progress receives progress events; implementations must be safe for concurrent use.
@@ -332,12 +337,56 @@ func (r *runner) checkResume(run *manifests.Run, result []byte) error {
 }
 
 func (r *runner) convertAll(ctx context.Context) error {
-	for _, job := range r.d.Collections {
+	jobs := r.d.Collections
+	for i, job := range jobs {
 		if err := r.convert(ctx, job); err != nil {
 			return err
 		}
+		if i == len(jobs)-1 || jobs[i+1].Module != job.Module {
+			if err := r.completeDerived(ctx, job.Module); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// DerivedName is the manifest and report name of a module's derived tables.
+func DerivedName(module string) string { return module + ".(derived)" }
+
+// completeDerived reads the checksums of a module's derived tables from the target, once every
+// collection that feeds them is complete, and records them as the module's "(derived)" entry.
+func (r *runner) completeDerived(ctx context.Context, module string) error {
+	var derived []Table
+	seen := map[string]bool{}
+	for _, j := range r.d.Collections {
+		if j.Module != module {
+			continue
+		}
+		for _, t := range j.Transform.Tables() {
+			if t.Derived && !seen[t.FullName()] {
+				seen[t.FullName()] = true
+				derived = append(derived, t)
+			}
+		}
+	}
+	if len(derived) == 0 {
+		return nil
+	}
+	sums := manifests.TableSums{}
+	rows := map[string]int64{}
+	for _, t := range derived {
+		s, err := r.d.Target.TableSum(ctx, t)
+		if err != nil {
+			return err
+		}
+		sums[t.FullName()] = s
+		rows[t.FullName()] = s.Count
+	}
+	if err := r.d.Target.Analyze(ctx, derived); err != nil {
+		return err
+	}
+	return r.d.Store.CompleteDerived(ctx, r.run.ID, DerivedName(module), module, sums)
 }
 
 // collectionCounters hold a collection's committed totals for --max-rejects.
@@ -443,13 +492,13 @@ func (r *runner) keyPass(ctx context.Context, job CollectionJob, p Preparer, ran
 	for i, rg := range ranges {
 		planned[i] = Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
 	}
-	return r.retry(ctx, job.Name, -1, func() error { return KeyPassOf(ctx, r.d.Source, job, p, planned, r.log) }, nil)
+	return r.retry(ctx, job.Name, -1, func() error { return KeyPassOf(ctx, r.d.Source, job, p, planned, r.log, r.d.Target) }, nil)
 }
 
 // KeyPassOf lets a Preparer read the collection over the given ranges before its first batch.
 // A corrupt frame ends the pass where it is: decisions rest on the documents before it, which
 // are all that will load before the run stops there. verify replays it the same way.
-func KeyPassOf(ctx context.Context, src Source, job CollectionJob, p Preparer, ranges []Range, log *slog.Logger) error {
+func KeyPassOf(ctx context.Context, src Source, job CollectionJob, p Preparer, ranges []Range, log *slog.Logger, target Target) error {
 	kp := KeyPass{Scan: func(fn func(bson.Raw) error) error {
 		for _, pr := range ranges {
 			err := src.Scan(ctx, job.NS, pr, Cursor{}, func(doc bson.Raw, _ Position) error { return fn(doc) })
@@ -464,6 +513,10 @@ func KeyPassOf(ctx context.Context, src Source, job CollectionJob, p Preparer, r
 		}
 		return nil
 	}}
+	if target != nil {
+		kp.Query = func(sql string, fn func([]*string) error) error { return target.Query(ctx, sql, fn) }
+		kp.Exec = func(sql string) error { return target.Exec(ctx, sql) }
+	}
 	seen := map[string]bool{}
 	for _, rg := range ranges {
 		if rg.TypeClass == "" {

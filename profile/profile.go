@@ -44,7 +44,9 @@ type Collection struct {
 }
 
 // Survey profiles one collection; sample > 0 reads at most that many documents.
-func Survey(ctx context.Context, src pipeline.Source, job pipeline.CollectionJob, sample int64) (*Collection, error) {
+// target, when not nil, lets module transforms resolve references against already loaded
+// parent tables.
+func Survey(ctx context.Context, src pipeline.Source, target pipeline.Target, job pipeline.CollectionJob, sample int64) (*Collection, error) {
 	plan, err := src.Plan(ctx, job.NS)
 	if err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func Survey(ctx context.Context, src pipeline.Source, job pipeline.CollectionJob
 		c.Sampled = true
 		c.SampleNote = "first documents in range order, at most " + itoa(sample) + "; key-pass rules (collisions, unique keys) not evaluated"
 	} else if p, ok := job.Transform.(pipeline.Preparer); ok {
-		if err := pipeline.KeyPassOf(ctx, src, job, p, plan.Ranges, slog.New(slog.DiscardHandler)); err != nil {
+		if err := pipeline.KeyPassOf(ctx, src, job, p, plan.Ranges, slog.New(slog.DiscardHandler), target); err != nil {
 			return nil, err
 		}
 	}

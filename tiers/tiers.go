@@ -263,3 +263,56 @@ func ParseAsOf(s string, now time.Time) (time.Time, error) {
 	}
 	return t.UTC().Truncate(time.Millisecond), nil
 }
+
+// WithDays returns the tier with every window's length set to days (an operator's override of
+// a Tier B window); a tier without a window is returned unchanged.
+func WithDays(t Tier, days int) Tier {
+	t.Keep = withDays(t.Keep, days)
+	return t
+}
+
+// Days reports the tier's window length, or 0 when it has no window.
+func Days(t Tier) int {
+	return days(t.Keep)
+}
+
+func withDays(p Predicate, d int) Predicate {
+	switch x := p.(type) {
+	case Window:
+		x.Days = d
+		return x
+	case And:
+		out := make(And, len(x))
+		for i, q := range x {
+			out[i] = withDays(q, d)
+		}
+		return out
+	case Or:
+		out := make(Or, len(x))
+		for i, q := range x {
+			out[i] = withDays(q, d)
+		}
+		return out
+	}
+	return p
+}
+
+func days(p Predicate) int {
+	switch x := p.(type) {
+	case Window:
+		return x.Days
+	case And:
+		for _, q := range x {
+			if d := days(q); d > 0 {
+				return d
+			}
+		}
+	case Or:
+		for _, q := range x {
+			if d := days(q); d > 0 {
+				return d
+			}
+		}
+	}
+	return 0
+}

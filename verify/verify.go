@@ -214,7 +214,7 @@ func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.Colle
 		ranges[i] = pipeline.Range{No: r.No, TypeClass: r.TypeClass, Lower: r.Lower, Upper: r.Upper}
 	}
 	if p, ok := job.Transform.(pipeline.Preparer); ok {
-		if err := pipeline.KeyPassOf(ctx, d.Source, job, p, ranges, d.Logger); err != nil {
+		if err := pipeline.KeyPassOf(ctx, d.Source, job, p, ranges, d.Logger, load.NewTarget(d.Pool)); err != nil {
 			return nil, err
 		}
 	}

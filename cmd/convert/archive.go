@@ -32,7 +32,7 @@ func cmdArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if out == "" {
 		return usagef("archive: --out is required")
 	}
-	sel, err := selectCollections(module, colls, time.Time{}, transforms.Options{})
+	sel, err := selectCollections(module, colls, time.Time{}, transforms.Options{}, nil)
 	if err != nil {
 		return err
 	}

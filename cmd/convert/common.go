@@ -92,10 +92,14 @@ type selection struct {
 	dbs     []string
 }
 
-// selectCollections builds the jobs of a command line. Only the generic mode exists so far.
-func selectCollections(modules string, colls []string, asOf time.Time, opt transforms.Options) (*selection, error) {
+// selectCollections builds the jobs of a command line: --module (with --collection NAME
+// restricting it) or the generic mode (--collection DB.COLL[=SCHEMA.TABLE]).
+func selectCollections(modules string, colls []string, asOf time.Time, opt transforms.Options, ov *Overrides) (*selection, error) {
 	if modules != "" {
-		return nil, usagef("--module %s: module transforms are not available in this version; use --collection DB.COLL[=SCHEMA.TABLE]", modules)
+		return selectModules(modules, colls, asOf, opt, ov)
+	}
+	if ov != nil && len(ov.Modules) > 0 {
+		return nil, usagef("--config, --source-db, --source-collection and --tier-days apply to --module runs")
 	}
 	if len(colls) == 0 {
 		return nil, usagef("give --module or at least one --collection DB.COLL[=SCHEMA.TABLE]")
@@ -133,12 +137,16 @@ func selectCollections(modules string, colls []string, asOf time.Time, opt trans
 	return sel, nil
 }
 
-// lockKey is the advisory lock of a selection: per module, or per generic selection.
-func (s *selection) lockKey() string {
-	if len(s.modules) == 1 {
-		return "convert:job:" + s.modules[0]
+// lockKeys are the advisory locks of a selection: one per module, or one per generic selection.
+func (s *selection) lockKeys() []string {
+	if len(s.modules) > 0 {
+		keys := make([]string, len(s.modules))
+		for i, m := range s.modules {
+			keys[i] = "convert:job:" + m
+		}
+		return keys
 	}
-	return "convert:job:" + s.key
+	return []string{"convert:job:" + s.key}
 }
 
 // checkPresent refuses (exit 2) before any data is written when a selected collection is

@@ -113,11 +113,13 @@ func exitCode(err error, sig any) int {
 		pue *pipeline.UsageError
 		sme *load.SchemaMismatchError
 		lhe *load.LockHeldError
+		rls *load.RLSError
+		mce *load.MigrationChecksumError
 		rle *pipeline.RejectLimitError
 		dif *differencesError
 	)
 	switch {
-	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.As(err, &rls), errors.As(err, &mce), errors.Is(err, flag.ErrHelp):
 		return 2
 	case sig == syscall.SIGINT:
 		return 130

@@ -57,7 +57,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return &usageError{msg: err.Error()}
 	}
-	sel, err := selectCollections(module, colls, asOf, transforms.Options{})
+	sel, err := selectCollections(module, colls, asOf, transforms.Options{}, nil)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if isMissing(entries, j.Name) {
 				continue
 			}
-			p, err := profile.Survey(ctx, src, j, sample)
+			p, err := profile.Survey(ctx, src, nil, j, sample)
 			if err != nil {
 				return err
 			}

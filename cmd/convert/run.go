@@ -51,13 +51,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		workers, batchSize, rangeDocs                                    int
 		resume, replace, createSchema, fixStrings, allowMissing, jsonL   bool
 		delta                                                            bool
+		sourceDB, sourceColl, tierDays                                   multiFlag
 		sinceRun                                                         string
 		retryFor                                                         time.Duration
 	)
 	fs.StringVar(&from, "from", "", "source: mongodb:// URI, mongodump directory or archive (default $MONGO_URI)")
 	fs.StringVar(&to, "to", "", "target PostgreSQL DSN (default $DATABASE_URL, then PG* variables)")
 	fs.StringVar(&module, "module", "", "modules to convert (authority, scheduler, concelier, excititor, all)")
-	fs.Var(&colls, "collection", "DB.COLL[=SCHEMA.TABLE] for the generic JSONB mode (repeatable)")
+	fs.Var(&colls, "collection", "with --module: a collection NAME to restrict it to; without: DB.COLL[=SCHEMA.TABLE], the generic JSONB mode (repeatable)")
 	fs.StringVar(&asOfS, "as-of", "", "RFC 3339 time tier windows are relative to (default now)")
 	fs.IntVar(&workers, "workers", runtime.NumCPU(), "parallel ranges")
 	fs.IntVar(&batchSize, "batch-size", pipeline.DefaultBatchSize, "documents per batch (a batch also closes at 8 MiB)")
@@ -68,7 +69,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.BoolVar(&createSchema, "create-schema", false, "create the module schemas")
 	fs.StringVar(&maxRej, "max-rejects", "", "stop (exit 4) past N rejects or P% of documents read")
 	fs.BoolVar(&fixStrings, "fix-strings", false, "remove NUL and replace invalid UTF-8 instead of rejecting")
-	fs.StringVar(&config, "config", "", "operator overrides (JSON)")
+	fs.StringVar(&config, "config", "", "operator overrides (JSON: {\"modules\": {M: {\"database\", \"collections\", \"tier_days\"}}})")
+	fs.Var(&sourceDB, "source-db", "MODULE=DB: the module's source database (repeatable)")
+	fs.Var(&sourceColl, "source-collection", "MODULE.DEFAULT=ACTUAL: a collection's name in this deployment (repeatable)")
+	fs.Var(&tierDays, "tier-days", "MODULE.COLLECTION=DAYS: a Tier B window's length (repeatable)")
 	fs.BoolVar(&allowMissing, "allow-missing", false, "convert the rest when a collection is absent from the source")
 	fs.StringVar(&report, "report", "", "write the report as JSON to this file")
 	fs.StringVar(&manifest, "manifest", "", "export the run's manifest as JSON (zstd if it ends in .zst)")
@@ -94,8 +98,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if delta || sinceRun != "" {
 		return usagef("--delta is not available in this version")
 	}
-	if config != "" || createSchema {
-		return usagef("--config and --create-schema apply to module transforms, which are not available in this version")
+	ov, err := loadOverrides(config, sourceDB, sourceColl, tierDays)
+	if err != nil {
+		return err
+	}
+	if createSchema && module == "" {
+		return usagef("--create-schema applies to --module runs (generic tables are created when missing)")
 	}
 	if workers < 1 || batchSize < 1 {
 		return usagef("--workers and --batch-size must be at least 1")
@@ -114,7 +122,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	opt := transforms.Options{FixStrings: fixStrings}
 	// The selection's key does not depend on the as-of; its filters do, and are bound below.
-	sel, err := selectCollections(module, colls, time.Time{}, opt)
+	sel, err := selectCollections(module, colls, time.Time{}, opt, ov)
 	if err != nil {
 		return err
 	}
@@ -123,11 +131,20 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer pool.Close()
-	lock, err := load.TryLock(ctx, pool, sel.lockKey())
-	if err != nil {
-		return err
+	for _, key := range sel.lockKeys() {
+		lock, err := load.TryLock(ctx, pool, key)
+		if err != nil {
+			return err
+		}
+		defer lock.Release(context.WithoutCancel(ctx))
 	}
-	defer lock.Release(context.WithoutCancel(ctx))
+	if createSchema {
+		for schema, migs := range moduleMigrations(sel.modules) {
+			if err := load.ApplyMigrations(ctx, pool, schema, migs); err != nil {
+				return err
+			}
+		}
+	}
 
 	// A resumed run keeps its recorded as-of (an explicit, different --as-of is refused by the
 	// pipeline); a new run fixes its as-of now, so filters and record agree.
@@ -150,7 +167,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			asOf = bind
 		}
 	}
-	if sel, err = selectCollections(module, colls, bind, opt); err != nil {
+	if sel, err = selectCollections(module, colls, bind, opt, ov); err != nil {
 		return err
 	}
 	for i := range sel.jobs {

@@ -81,16 +81,20 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // selectionOfRun rebuilds a run's collections from its record, bound to its as-of.
 func selectionOfRun(run *manifests.Run) (*selection, error) {
 	var opts struct {
-		FixStrings  bool     `json:"fix_strings"`
-		Collections []string `json:"collections"`
+		FixStrings  bool                      `json:"fix_strings"`
+		Collections []string                  `json:"collections"`
+		Modules     []string                  `json:"modules"`
+		Only        []string                  `json:"only"`
+		Overrides   map[string]ModuleOverride `json:"overrides"`
 	}
 	if err := json.Unmarshal(run.Options, &opts); err != nil {
 		return nil, fmt.Errorf("run %s: options: %w", run.ID, err)
 	}
-	if len(run.Modules) > 0 {
-		return nil, usagef("run %s converted modules %v; module verification is not available in this version", run.ID, run.Modules)
+	opt := transforms.Options{FixStrings: opts.FixStrings}
+	if len(opts.Modules) > 0 {
+		return selectModules(strings.Join(opts.Modules, ","), opts.Only, run.AsOf, opt, &Overrides{Modules: opts.Overrides})
 	}
-	return selectCollections("", opts.Collections, run.AsOf, transforms.Options{FixStrings: opts.FixStrings})
+	return selectCollections("", opts.Collections, run.AsOf, opt, nil)
 }
 
 func printVerify(w io.Writer, rep *verify.Report) {

@@ -116,12 +116,14 @@ func (s *Sink) attempt(ctx context.Context, st *batchState, live []int, isolate 
 		mb.StartOffset, mb.EndOffset = &so, &eo
 	}
 	for _, t := range b.Tables {
-		mb.Rows[t.FullName()] = 0
+		if !t.Derived {
+			mb.Rows[t.FullName()] = 0
+		}
 	}
 	h := sha256.New()
 	for i, r := range b.Rows.Rows {
 		d := b.Docs[r.Doc]
-		if d.Reject != nil || d.Skip != "" {
+		if d.Reject != nil || d.Skip != "" || b.Tables[r.Table].Derived {
 			continue
 		}
 		if _, bad := st.refused[r.Doc]; bad {
@@ -245,6 +247,12 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 		if n == 0 {
 			continue
 		}
+		if t.Derived {
+			if err := copyDerived(ctx, tx, t, cols, ti, buf, n); err != nil {
+				return fmt.Errorf("collection %s: %w", b.Collection, err)
+			}
+			continue
+		}
 		tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySQL(t, cols))
 		if err != nil {
 			return fmt.Errorf("collection %s: copy into %s: %w", b.Collection, t.FullName(), err)
@@ -252,6 +260,49 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 		if tag.RowsAffected() != int64(n) {
 			return fmt.Errorf("collection %s: copy into %s wrote %d of %d rows", b.Collection, t.FullName(), tag.RowsAffected(), n)
 		}
+	}
+	return nil
+}
+
+// copyDerived loads derived rows through a temporary table, then inserts them with the table's
+// conflict action: several documents, batches and workers produce the same derived row.
+func copyDerived(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Column, ti int, buf []byte, n int) error {
+	tmp := fmt.Sprintf("convert_derived_%d", ti)
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = pipeline.QuoteIdent(c.Name)
+	}
+	list := strings.Join(names, ", ")
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+tmp+` AS SELECT `+list+` FROM `+t.Ident()+` WITH NO DATA`); err != nil {
+		return fmt.Errorf("derived %s: %w", t.FullName(), err)
+	}
+	if _, err := tx.Exec(ctx, `TRUNCATE `+tmp); err != nil {
+		return fmt.Errorf("derived %s: %w", t.FullName(), err)
+	}
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), "COPY "+tmp+" ("+list+") FROM STDIN (FORMAT binary)")
+	if err != nil {
+		return fmt.Errorf("derived %s: copy: %w", t.FullName(), err)
+	}
+	if tag.RowsAffected() != int64(n) {
+		return fmt.Errorf("derived %s: copy wrote %d of %d rows", t.FullName(), tag.RowsAffected(), n)
+	}
+	action := t.OnConflict
+	if action == "" {
+		action = "DO NOTHING"
+	}
+	// Rows sharing the conflict key within the batch are folded first, keeping the least by
+	// the other columns: ON CONFLICT cannot touch one row twice in a single statement.
+	key := list
+	if len(t.ConflictKey) > 0 {
+		ks := make([]string, len(t.ConflictKey))
+		for i, k := range t.ConflictKey {
+			ks[i] = pipeline.QuoteIdent(k)
+		}
+		key = strings.Join(ks, ", ")
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+t.Ident()+` (`+list+`) SELECT DISTINCT ON (`+key+`) `+list+` FROM `+tmp+
+		` ORDER BY `+key+`, `+list+` ON CONFLICT `+action); err != nil {
+		return fmt.Errorf("derived %s: insert: %w", t.FullName(), err)
 	}
 	return nil
 }

@@ -63,6 +63,18 @@ func (t *Target) Prepare(ctx context.Context, tables []pipeline.Table) error {
 			return err
 		}
 		problems = append(problems, p...)
+		if len(p) == 0 {
+			k, err := t.validateKeys(ctx, tb)
+			if err != nil {
+				return err
+			}
+			problems = append(problems, k...)
+		}
+	}
+	if len(problems) == 0 {
+		if err := CheckRLS(ctx, t.pool, tables); err != nil {
+			return err
+		}
 	}
 	if len(problems) > 0 {
 		return &SchemaMismatchError{Problems: problems}
@@ -194,6 +206,50 @@ func (t *Target) Analyze(ctx context.Context, tables []pipeline.Table) error {
 		}
 	}
 	return nil
+}
+
+// Query implements pipeline.Target: rows as text values (nil for NULL).
+func (t *Target) Query(ctx context.Context, sql string, fn func(vals []*string) error) error {
+	rows, err := t.pool.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return fmt.Errorf("query parents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		raw := rows.RawValues()
+		vals := make([]*string, len(raw))
+		for i, v := range raw {
+			if v != nil {
+				s := string(v)
+				vals[i] = &s
+			}
+		}
+		if err := fn(vals); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("query parents: %w", err)
+	}
+	return nil
+}
+
+// Exec implements pipeline.Target.
+func (t *Target) Exec(ctx context.Context, sql string) error {
+	if _, err := t.pool.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("exec %q: %w", firstLine(sql), err)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// TableSum implements pipeline.Target.
+func (t *Target) TableSum(ctx context.Context, tb pipeline.Table) (manifests.TableSum, error) {
+	return ReadTableSum(ctx, t.pool, tb)
 }
 
 // ReadTableSum recomputes a table's checksum from what PostgreSQL holds: every row read back in

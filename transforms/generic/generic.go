@@ -147,7 +147,7 @@ func (t *Transform) Prepare(ctx context.Context, kp pipeline.KeyPass) error {
 			collide[s] = str
 		}
 		if o, ok := others[s]; ok {
-			if classRank(o.Type) < classRank(bson.TypeString) {
+			if transforms.ClassRank(o.Type) < transforms.ClassRank(bson.TypeString) {
 				collide[s] = o
 			} else {
 				collide[s] = str
@@ -179,39 +179,6 @@ func isHex24(s string) bool {
 		}
 	}
 	return true
-}
-
-// classRank is MongoDB's order of BSON type classes.
-func classRank(t bson.Type) int {
-	switch t {
-	case bson.TypeMinKey:
-		return 1
-	case bson.TypeNull, bson.TypeUndefined:
-		return 2
-	case bson.TypeInt32, bson.TypeInt64, bson.TypeDouble, bson.TypeDecimal128:
-		return 3
-	case bson.TypeString, bson.TypeSymbol:
-		return 4
-	case bson.TypeEmbeddedDocument:
-		return 5
-	case bson.TypeArray:
-		return 6
-	case bson.TypeBinary:
-		return 7
-	case bson.TypeObjectID:
-		return 8
-	case bson.TypeBoolean:
-		return 9
-	case bson.TypeDateTime:
-		return 10
-	case bson.TypeTimestamp:
-		return 11
-	case bson.TypeRegex:
-		return 12
-	case bson.TypeMaxKey:
-		return 100
-	}
-	return 50
 }
 
 func (t *Transform) mapDoc(doc bson.Raw, id bson.RawValue, canonical string, opt transforms.Options, out *pipeline.RowBuffer) *pipeline.Reject {
