@@ -1,6 +1,9 @@
 package transforms
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/tiers"
 )
@@ -49,4 +52,74 @@ type Env struct {
 	Collection string
 	Filter     tiers.Filter
 	Options    Options
+}
+
+// Override is an operator's deployment facts for one module (cli.md: --config, --source-db,
+// --source-collection) and its tier windows.
+type Override struct {
+	Database    string            `json:"database,omitempty"`
+	Collections map[string]string `json:"collections,omitempty"` // default name → actual name
+	TierDays    map[string]int    `json:"tier_days,omitempty"`   // default name → window days
+}
+
+// Jobs builds the module's collection jobs in load order, bound to the run's as-of and options.
+// only, when not empty, restricts the module to those collection names.
+func (m Module) Jobs(asOf time.Time, opt Options, ov Override, only map[string]bool) ([]pipeline.CollectionJob, error) {
+	known := map[string]bool{}
+	for _, c := range m.Collections {
+		known[c.Name] = true
+	}
+	for def := range ov.Collections {
+		if !known[def] {
+			return nil, fmt.Errorf("source collection override %s.%s: module %s has no collection %s", m.Name, def, m.Name, def)
+		}
+	}
+	for def := range ov.TierDays {
+		if !known[def] {
+			return nil, fmt.Errorf("tier days for %s.%s: module %s has no collection %s", m.Name, def, m.Name, def)
+		}
+	}
+	db := m.DB
+	if ov.Database != "" {
+		db = ov.Database
+	}
+	var jobs []pipeline.CollectionJob
+	for _, c := range m.Collections {
+		if len(only) > 0 && !only[c.Name] {
+			continue
+		}
+		tier := c.Tier
+		if d, ok := ov.TierDays[c.Name]; ok {
+			if tiers.Days(tier) == 0 {
+				return nil, fmt.Errorf("tier days for %s.%s: the collection's tier has no window", m.Name, c.Name)
+			}
+			tier = tiers.WithDays(tier, d)
+		}
+		actual := c.Name
+		if a, ok := ov.Collections[c.Name]; ok {
+			actual = a
+		}
+		filter := tier.Bind(asOf)
+		jobs = append(jobs, pipeline.CollectionJob{
+			Name: m.Name + "." + c.Name, Module: m.Name, NS: pipeline.Namespace{DB: db, Collection: actual},
+			Tier: tier.Name, Filter: filter.Describe(),
+			Transform: c.New(Env{Module: m.Name, Collection: c.Name, Filter: filter, Options: opt}),
+		})
+	}
+	return jobs, nil
+}
+
+// Tables lists every table of the module (derived ones once), in load order.
+func (m Module) Tables() []pipeline.Table {
+	var out []pipeline.Table
+	seen := map[string]bool{}
+	for _, c := range m.Collections {
+		for _, t := range c.Tables {
+			if !seen[t.FullName()] {
+				seen[t.FullName()] = true
+				out = append(out, t)
+			}
+		}
+	}
+	return out
 }

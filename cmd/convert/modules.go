@@ -9,9 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/pipeline/load"
-	"github.com/stellaops/convert/tiers"
 	"github.com/stellaops/convert/transforms"
 )
 
@@ -29,11 +27,7 @@ type Overrides struct {
 }
 
 // ModuleOverride is one module's overrides.
-type ModuleOverride struct {
-	Database    string            `json:"database,omitempty"`
-	Collections map[string]string `json:"collections,omitempty"` // default name → actual name
-	TierDays    map[string]int    `json:"tier_days,omitempty"`   // default name → window days
-}
+type ModuleOverride = transforms.Override
 
 func loadOverrides(path string, sourceDB, sourceColl, tierDays []string) (*Overrides, error) {
 	o := &Overrides{Modules: map[string]ModuleOverride{}}
@@ -145,44 +139,18 @@ func selectModules(modules string, only []string, asOf time.Time, opt transforms
 			db = mo.Database
 		}
 		sel.dbs = append(sel.dbs, db)
-		known := map[string]bool{}
-		for _, c := range m.Collections {
-			known[c.Name] = true
-		}
-		for def := range mo.Collections {
-			if !known[def] {
-				return nil, usagef("--source-collection %s.%s: module %s has no collection %s", m.Name, def, m.Name, def)
-			}
-		}
-		for def := range mo.TierDays {
-			if !known[def] {
-				return nil, usagef("tier days for %s.%s: module %s has no collection %s", m.Name, def, m.Name, def)
-			}
+		jobs, err := m.Jobs(asOf, opt, mo, onlySet)
+		if err != nil {
+			return nil, &usageError{msg: err.Error()}
 		}
 		for _, c := range m.Collections {
-			if len(onlySet) > 0 && !onlySet[c.Name] {
-				continue
+			if len(onlySet) == 0 || onlySet[c.Name] {
+				matched[c.Name] = true
 			}
-			matched[c.Name] = true
-			tier := c.Tier
-			if d, ok := mo.TierDays[c.Name]; ok {
-				if tiers.Days(tier) == 0 {
-					return nil, usagef("tier days for %s.%s: the collection's tier has no window", m.Name, c.Name)
-				}
-				tier = tiers.WithDays(tier, d)
-			}
-			actual := c.Name
-			if a, ok := mo.Collections[c.Name]; ok {
-				actual = a
-			}
-			filter := tier.Bind(asOf)
-			name := m.Name + "." + c.Name
-			sel.jobs = append(sel.jobs, pipeline.CollectionJob{
-				Name: name, Module: m.Name, NS: pipeline.Namespace{DB: db, Collection: actual},
-				Tier: tier.Name, Filter: filter.Describe(),
-				Transform: c.New(transforms.Env{Module: m.Name, Collection: c.Name, Filter: filter, Options: opt}),
-			})
-			sel.colls = append(sel.colls, name)
+		}
+		for _, j := range jobs {
+			sel.jobs = append(sel.jobs, j)
+			sel.colls = append(sel.colls, j.Name)
 		}
 	}
 	for c := range onlySet {
