@@ -180,28 +180,19 @@ func NewRunID(now time.Time) string {
 // a later --resume continues after the last committed batch of every range.
 func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
 	o.defaults()
-	if d.Logger == nil {
-		d.Logger = slog.New(slog.DiscardHandler)
-	}
-	if d.Progress == nil {
-		d.Progress = noProgress{}
-	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.IsTransient == nil {
-		d.IsTransient = func(error) bool { return false }
-	}
-	r := &runner{o: o, d: d, log: d.Logger}
+	r := newRunner(o, d)
 	run, err := r.establish(ctx)
 	if err != nil {
 		return nil, err
 	}
 	r.run = run
-	r.log = d.Logger.With("run", run.ID)
+	r.log = r.d.Logger.With("run", run.ID)
 	r.log.Info("run started", "as_of", run.AsOf.Format(time.RFC3339Nano), "source", run.SourceFingerprint, "workers", o.Workers, "batch_size", o.BatchSize)
+	return r.finish(ctx, r.convertAll(ctx))
+}
 
-	runErr := r.convertAll(ctx)
+// finish records the run's final status and builds its report from the manifest.
+func (r *runner) finish(ctx context.Context, runErr error) (*Report, error) {
 	status, text := manifests.StatusCompleted, ""
 	switch {
 	case runErr == nil:
@@ -210,10 +201,10 @@ func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
 	default:
 		status, text = manifests.StatusFailed, runErr.Error()
 	}
-	if err := d.Store.SetRunStatus(context.WithoutCancel(ctx), run.ID, status, text); err != nil && runErr == nil {
+	if err := r.d.Store.SetRunStatus(context.WithoutCancel(ctx), r.run.ID, status, text); err != nil && runErr == nil {
 		runErr = err
 	}
-	rep, repErr := BuildReport(context.WithoutCancel(ctx), d.Store, run.ID)
+	rep, repErr := BuildReport(context.WithoutCancel(ctx), r.d.Store, r.run.ID)
 	if repErr != nil && runErr == nil {
 		runErr = repErr
 	}
@@ -221,10 +212,11 @@ func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
 }
 
 type runner struct {
-	o   Options
-	d   Deps
-	run *manifests.Run
-	log *slog.Logger
+	o        Options
+	d        Deps
+	run      *manifests.Run
+	log      *slog.Logger
+	throttle *throttle // job mode: --rate and --pause; nil otherwise
 }
 
 func (r *runner) allTables() []Table {
@@ -460,7 +452,7 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 		if rg.Status == manifests.RangeDone {
 			continue
 		}
-		g.Go(func() error { return r.rangeWithRetry(gctx, job, rg, counters) })
+		g.Go(func() error { return r.rangeWithRetry(gctx, job, rg, counters, nil) })
 	}
 	if err := g.Wait(); err != nil {
 		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
@@ -468,7 +460,9 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 	}
 	var names []string
 	for _, t := range job.Transform.Tables() {
-		names = append(names, t.FullName())
+		if !t.Derived {
+			names = append(names, t.FullName())
+		}
 	}
 	c, err := d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
 	if err != nil {
@@ -575,8 +569,8 @@ func (r *runner) retry(ctx context.Context, collection string, rangeNo int, fn f
 
 // rangeWithRetry works on one range, retrying transient failures from the last committed batch:
 // the committed prefix, reloaded from the store, is the only truth.
-func (r *runner) rangeWithRetry(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters) error {
-	return r.retry(ctx, job.Name, rg.No, func() error { return r.processRange(ctx, job, rg, counters) }, func() error {
+func (r *runner) rangeWithRetry(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters, claim *Claim) error {
+	return r.retry(ctx, job.Name, rg.No, func() error { return r.processRange(ctx, job, rg, counters, claim) }, func() error {
 		ranges, err := r.d.Store.Ranges(ctx, r.run.ID, job.Name)
 		if err != nil {
 			return err
@@ -593,7 +587,7 @@ func (r *runner) rangeWithRetry(ctx context.Context, job CollectionJob, rg manif
 // processRange reads a range from its resume point and commits it batch by batch. Reading and
 // transforming the next batch overlaps with committing the previous one; commits stay in order,
 // so the committed batches of a range are always a gap-free prefix.
-func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters) error {
+func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifests.Range, counters *collectionCounters, claim *Claim) error {
 	d := r.d
 	pr := Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
 	from := Cursor{}
@@ -637,6 +631,13 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 				stopProducer()
 				continue
 			}
+			if r.throttle != nil {
+				if err := r.throttle.wait(ctx, c.Read); err != nil {
+					failed = err
+					stopProducer()
+					continue
+				}
+			}
 			free <- b
 		}
 		committed <- failed
@@ -653,6 +654,7 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 			}
 			b.Reset()
 			b.RunID, b.Collection, b.RangeNo, b.Seq, b.Tables, b.File = r.run.ID, job.Name, rg.No, seq, tables, file
+			b.Claim = claim
 			b.StartOffset = from.Offset
 			seq++
 			return nil
@@ -719,6 +721,9 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 	}
 	if readErr != nil {
 		return readErr
+	}
+	if claim != nil {
+		return d.Store.MarkClaimedRangeDone(ctx, r.run.ID, job.Name, rg.No, claim.Worker, claim.Epoch)
 	}
 	return d.Store.MarkRangeDone(ctx, r.run.ID, job.Name, rg.No)
 }

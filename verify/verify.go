@@ -218,7 +218,7 @@ func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.Colle
 			return nil, err
 		}
 	}
-	tables := job.Transform.Tables()
+	tables := ownTables(job)
 	s := &sourceSide{counts: Counts{Skipped: map[string]int64{}}, rejects: map[string]bool{}}
 	for i, tb := range tables {
 		st := newTableState(tb)
@@ -227,6 +227,16 @@ func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.Colle
 			st.detail = map[string]rowInfo{}
 		}
 		s.tables = append(s.tables, st)
+	}
+	// index maps the transform's table positions to the collection's own (non-derived) tables:
+	// derived tables are shared by documents and collections, and verified per module.
+	index := map[int]int{}
+	for i, t := range job.Transform.Tables() {
+		for j, o := range tables {
+			if o.FullName() == t.FullName() {
+				index[i] = j
+			}
+		}
 	}
 	var buf pipeline.RowBuffer
 	for _, pr := range ranges {
@@ -253,8 +263,12 @@ func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.Colle
 				return nil
 			}
 			s.counts.Loaded++
+			all := job.Transform.Tables()
 			for _, r := range buf.Rows {
-				if err := s.tables[r.Table].add(buf.RowBytes(r), id); err != nil {
+				if all[r.Table].Derived {
+					continue
+				}
+				if err := s.tables[index[r.Table]].add(buf.RowBytes(r), id); err != nil {
 					return err
 				}
 			}
@@ -312,7 +326,7 @@ func verifyCollection(ctx context.Context, o Options, d Deps, run *manifests.Run
 	if err != nil {
 		return nil, nil, err
 	}
-	tables := job.Transform.Tables()
+	tables := ownTables(job)
 	tgt, err := readTarget(ctx, d, tables, nil)
 	if err != nil {
 		return nil, nil, err
@@ -453,4 +467,15 @@ func sortDiffs(d []Difference) {
 		}
 		return d[i].ID < d[j].ID
 	})
+}
+
+// ownTables are a collection's tables without the derived ones.
+func ownTables(job pipeline.CollectionJob) []pipeline.Table {
+	var out []pipeline.Table
+	for _, t := range job.Transform.Tables() {
+		if !t.Derived {
+			out = append(out, t)
+		}
+	}
+	return out
 }

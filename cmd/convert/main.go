@@ -35,6 +35,8 @@ Usage:
   convert status  --to DSN [--run-id ID] [--json]
   convert verify  --from SRC --to DSN --run-id ID [--deep] [--report FILE.json] [--json]
   convert archive --from SRC (--module M | --collection DB.COLL...) --out DIR [--gzip]
+  convert job     --from SRC --to DSN --module M [run's result flags] [--workers N] [--rate DOCS/S] [--pause D] [--wait]
+  convert job     --from SRC --to DSN --module M --join [--workers N] [--rate DOCS/S] [--wait-for-job D]
 
 SRC is a mongodb:// URI (default $MONGO_URI), a mongodump directory or a mongodump archive.
 DSN is a PostgreSQL URL or keyword DSN (default $DATABASE_URL, then the libpq PG* variables).
@@ -86,7 +88,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	case "archive":
 		err = cmdArchive(ctx, args[1:], stdout, stderr)
 	case "job":
-		err = usagef("convert %s is not available in this version", args[0])
+		err = cmdJob(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "convert", toolVersion)
 		return 0

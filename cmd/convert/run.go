@@ -42,44 +42,96 @@ func parseMaxRejects(s string) (pipeline.RejectLimit, error) {
 	return pipeline.RejectLimit{Count: n}, nil
 }
 
+// convFlags are the flags run and job share: where to read and write, what to convert, and
+// the result-affecting options a resume must repeat.
+type convFlags struct {
+	from, to, module, asOfS, maxRej, report, config string
+	colls, sourceDB, sourceColl, tierDays           multiFlag
+	workers, batchSize, rangeDocs                   int
+	replace, createSchema, fixStrings               bool
+	allowMissing, jsonL                             bool
+	retryFor                                        time.Duration
+
+	// Parsed.
+	ov    *Overrides
+	limit pipeline.RejectLimit
+	asOf  time.Time
+	opt   transforms.Options
+}
+
+func (f *convFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.from, "from", "", "source: mongodb:// URI, mongodump directory or archive (default $MONGO_URI)")
+	fs.StringVar(&f.to, "to", "", "target PostgreSQL DSN (default $DATABASE_URL, then PG* variables)")
+	fs.StringVar(&f.module, "module", "", "modules to convert (authority, scheduler, concelier, excititor, all)")
+	fs.Var(&f.colls, "collection", "with --module: a collection NAME to restrict it to; without: DB.COLL[=SCHEMA.TABLE], the generic JSONB mode (repeatable)")
+	fs.StringVar(&f.asOfS, "as-of", "", "RFC 3339 time tier windows are relative to (default now)")
+	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "parallel ranges")
+	fs.IntVar(&f.batchSize, "batch-size", pipeline.DefaultBatchSize, "documents per batch (a batch also closes at 8 MiB)")
+	fs.IntVar(&f.rangeDocs, "range-docs", live.DefaultRangeDocs, "documents per planned range of a live collection")
+	fs.BoolVar(&f.replace, "replace", false, "truncate the selected tables and start a new run")
+	fs.BoolVar(&f.createSchema, "create-schema", false, "create the module schemas")
+	fs.StringVar(&f.maxRej, "max-rejects", "", "stop (exit 4) past N rejects or P% of documents read")
+	fs.BoolVar(&f.fixStrings, "fix-strings", false, "remove NUL and replace invalid UTF-8 instead of rejecting")
+	fs.StringVar(&f.config, "config", "", "operator overrides (JSON: {\"modules\": {M: {\"database\", \"collections\", \"tier_days\"}}})")
+	fs.Var(&f.sourceDB, "source-db", "MODULE=DB: the module's source database (repeatable)")
+	fs.Var(&f.sourceColl, "source-collection", "MODULE.DEFAULT=ACTUAL: a collection's name in this deployment (repeatable)")
+	fs.Var(&f.tierDays, "tier-days", "MODULE.COLLECTION=DAYS: a Tier B window's length (repeatable)")
+	fs.BoolVar(&f.allowMissing, "allow-missing", false, "convert the rest when a collection is absent from the source")
+	fs.StringVar(&f.report, "report", "", "write the report as JSON to this file")
+	fs.DurationVar(&f.retryFor, "retry-for", pipeline.DefaultRetryFor, "how long to retry transient errors")
+	fs.BoolVar(&f.jsonL, "json", false, "JSON log lines and a JSON report on stdout")
+}
+
+// parse checks and reads the shared flags after fs.Parse.
+func (f *convFlags) parse() error {
+	var err error
+	if f.ov, err = loadOverrides(f.config, f.sourceDB, f.sourceColl, f.tierDays); err != nil {
+		return err
+	}
+	if f.createSchema && f.module == "" {
+		return usagef("--create-schema applies to --module runs (generic tables are created when missing)")
+	}
+	if f.workers < 1 || f.batchSize < 1 {
+		return usagef("--workers and --batch-size must be at least 1")
+	}
+	if f.limit, err = parseMaxRejects(f.maxRej); err != nil {
+		return err
+	}
+	if f.asOfS != "" {
+		if f.asOf, err = tiers.ParseAsOf(f.asOfS, time.Now()); err != nil {
+			return &usageError{msg: err.Error()}
+		}
+	}
+	f.opt = transforms.Options{FixStrings: f.fixStrings}
+	return nil
+}
+
+// selection binds the selection's filters to an as-of and marks --allow-missing.
+func (f *convFlags) selection(asOf time.Time) (*selection, error) {
+	sel, err := selectCollections(f.module, f.colls, asOf, f.opt, f.ov)
+	if err != nil {
+		return nil, err
+	}
+	for i := range sel.jobs {
+		sel.jobs[i].Optional = f.allowMissing
+	}
+	return sel, nil
+}
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var f convFlags
+	f.register(fs)
 	var (
-		from, to, module, asOfS, runID, maxRej, report, manifest, config string
-		colls                                                            multiFlag
-		workers, batchSize, rangeDocs                                    int
-		resume, replace, createSchema, fixStrings, allowMissing, jsonL   bool
-		delta                                                            bool
-		sourceDB, sourceColl, tierDays                                   multiFlag
-		sinceRun                                                         string
-		retryFor                                                         time.Duration
+		runID, manifest, sinceRun string
+		resume, delta             bool
 	)
-	fs.StringVar(&from, "from", "", "source: mongodb:// URI, mongodump directory or archive (default $MONGO_URI)")
-	fs.StringVar(&to, "to", "", "target PostgreSQL DSN (default $DATABASE_URL, then PG* variables)")
-	fs.StringVar(&module, "module", "", "modules to convert (authority, scheduler, concelier, excititor, all)")
-	fs.Var(&colls, "collection", "with --module: a collection NAME to restrict it to; without: DB.COLL[=SCHEMA.TABLE], the generic JSONB mode (repeatable)")
-	fs.StringVar(&asOfS, "as-of", "", "RFC 3339 time tier windows are relative to (default now)")
-	fs.IntVar(&workers, "workers", runtime.NumCPU(), "parallel ranges")
-	fs.IntVar(&batchSize, "batch-size", pipeline.DefaultBatchSize, "documents per batch (a batch also closes at 8 MiB)")
-	fs.IntVar(&rangeDocs, "range-docs", live.DefaultRangeDocs, "documents per planned range of a live collection")
 	fs.StringVar(&runID, "run-id", "", "continue this unfinished run")
 	fs.BoolVar(&resume, "resume", false, "continue the latest unfinished run of the same selection")
-	fs.BoolVar(&replace, "replace", false, "truncate the selected tables and start a new run")
-	fs.BoolVar(&createSchema, "create-schema", false, "create the module schemas")
-	fs.StringVar(&maxRej, "max-rejects", "", "stop (exit 4) past N rejects or P% of documents read")
-	fs.BoolVar(&fixStrings, "fix-strings", false, "remove NUL and replace invalid UTF-8 instead of rejecting")
-	fs.StringVar(&config, "config", "", "operator overrides (JSON: {\"modules\": {M: {\"database\", \"collections\", \"tier_days\"}}})")
-	fs.Var(&sourceDB, "source-db", "MODULE=DB: the module's source database (repeatable)")
-	fs.Var(&sourceColl, "source-collection", "MODULE.DEFAULT=ACTUAL: a collection's name in this deployment (repeatable)")
-	fs.Var(&tierDays, "tier-days", "MODULE.COLLECTION=DAYS: a Tier B window's length (repeatable)")
-	fs.BoolVar(&allowMissing, "allow-missing", false, "convert the rest when a collection is absent from the source")
-	fs.StringVar(&report, "report", "", "write the report as JSON to this file")
 	fs.StringVar(&manifest, "manifest", "", "export the run's manifest as JSON (zstd if it ends in .zst)")
 	fs.BoolVar(&delta, "delta", false, "delta catch-up after --since-run")
 	fs.StringVar(&sinceRun, "since-run", "", "the run a delta catches up from")
-	fs.DurationVar(&retryFor, "retry-for", pipeline.DefaultRetryFor, "how long to retry transient errors")
-	fs.BoolVar(&jsonL, "json", false, "JSON log lines and a JSON report on stdout")
 	if err := fs.Parse(args); err != nil {
 		return &usageError{msg: err.Error()}
 	}
@@ -87,7 +139,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("run: unexpected argument %q", fs.Arg(0))
 	}
 	modes := 0
-	for _, b := range []bool{runID != "", resume, replace} {
+	for _, b := range []bool{runID != "", resume, f.replace} {
 		if b {
 			modes++
 		}
@@ -98,31 +150,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if delta || sinceRun != "" {
 		return usagef("--delta is not available in this version")
 	}
-	ov, err := loadOverrides(config, sourceDB, sourceColl, tierDays)
-	if err != nil {
+	if err := f.parse(); err != nil {
 		return err
 	}
-	if createSchema && module == "" {
-		return usagef("--create-schema applies to --module runs (generic tables are created when missing)")
-	}
-	if workers < 1 || batchSize < 1 {
-		return usagef("--workers and --batch-size must be at least 1")
-	}
-	limit, err := parseMaxRejects(maxRej)
-	if err != nil {
-		return err
-	}
-	var asOf time.Time
-	if asOfS != "" {
-		if asOf, err = tiers.ParseAsOf(asOfS, time.Now()); err != nil {
-			return &usageError{msg: err.Error()}
-		}
-	}
+	from, to, workers, batchSize, rangeDocs := f.from, f.to, f.workers, f.batchSize, f.rangeDocs
+	replace, createSchema, jsonL, report, retryFor, limit, asOf := f.replace, f.createSchema, f.jsonL, f.report, f.retryFor, f.limit, f.asOf
 	logger := newLogger(stderr, jsonL)
 
-	opt := transforms.Options{FixStrings: fixStrings}
 	// The selection's key does not depend on the as-of; its filters do, and are bound below.
-	sel, err := selectCollections(module, colls, time.Time{}, opt, ov)
+	sel, err := f.selection(time.Time{})
 	if err != nil {
 		return err
 	}
@@ -167,11 +203,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			asOf = bind
 		}
 	}
-	if sel, err = selectCollections(module, colls, bind, opt, ov); err != nil {
+	if sel, err = f.selection(bind); err != nil {
 		return err
-	}
-	for i := range sel.jobs {
-		sel.jobs[i].Optional = allowMissing
 	}
 
 	src, err := openSource(ctx, from, rangeDocs)

@@ -2,7 +2,9 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -41,6 +43,65 @@ func TryLock(ctx context.Context, pool *pgxpool.Pool, key string) (*Lock, error)
 
 // Release gives the lock up and returns the connection.
 func (l *Lock) Release(ctx context.Context) {
+	if l.conn == nil {
+		return
+	}
 	_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtext($1))`, l.key)
 	l.conn.Release()
+}
+
+// WaitLock takes pg_advisory_lock(hashtext(key)) on a connection of its own, waiting for the
+// holder to let go (job --wait); ctx cancels the wait.
+func WaitLock(ctx context.Context, pool *pgxpool.Pool, key string) (*Lock, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext($1))`, key); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("lock %s: %w", key, err)
+	}
+	return &Lock{conn: conn, key: key}, nil
+}
+
+// Watch checks the lock's connection every interval. When the connection is lost, the server
+// released the lock: Watch takes it again on a new connection, and calls lost with a
+// *LockHeldError if another process holds it by then (or with the error when it cannot reconnect
+// within giveUp). It returns when ctx ends.
+func (l *Lock) Watch(ctx context.Context, pool *pgxpool.Pool, interval, giveUp time.Duration, lost func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.conn.Ping(ctx); err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.conn.Release()
+		l.conn = nil
+		deadline := time.Now().Add(giveUp)
+		for {
+			nl, err := TryLock(ctx, pool, l.key)
+			if err == nil {
+				l.conn = nl.conn
+				break
+			}
+			var held *LockHeldError
+			if errors.As(err, &held) || time.Now().After(deadline) || ctx.Err() != nil {
+				lost(err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval):
+			}
+		}
+	}
 }

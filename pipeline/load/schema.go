@@ -176,3 +176,28 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 
 	}
 	return nil
 }
+
+// RecordDM records a convert job in the module schema's ledger as a data migration (kind 'dm',
+// version convert-<run id>, checksum SHA-256 of its recorded options); applied_at stays NULL
+// until the job completes.
+func RecordDM(ctx context.Context, pool *pgxpool.Pool, schema, runID string, options []byte) error {
+	sum := sha256.Sum256(options)
+	if _, err := pool.Exec(ctx, SchemaMigrationsDDL(schema)); err != nil {
+		return fmt.Errorf("schema %s: %w", schema, err)
+	}
+	_, err := pool.Exec(ctx, `INSERT INTO `+pipeline.QuoteIdent(schema)+`.schema_migrations (version, name, kind, checksum)
+VALUES ($1, $2, 'dm', $3) ON CONFLICT (version) DO NOTHING`, "convert-"+runID, "convert job "+runID, sum[:])
+	if err != nil {
+		return fmt.Errorf("schema %s: record data migration: %w", schema, err)
+	}
+	return nil
+}
+
+// CompleteDM sets applied_at of a job's data migration.
+func CompleteDM(ctx context.Context, pool *pgxpool.Pool, schema, runID string) error {
+	_, err := pool.Exec(ctx, `UPDATE `+pipeline.QuoteIdent(schema)+`.schema_migrations SET applied_at = now() WHERE version = $1 AND kind = 'dm'`, "convert-"+runID)
+	if err != nil {
+		return fmt.Errorf("schema %s: complete data migration: %w", schema, err)
+	}
+	return nil
+}

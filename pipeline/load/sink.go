@@ -37,7 +37,7 @@ var _ pipeline.Sink = (*Sink)(nil)
 func NewSink(pool *pgxpool.Pool) *Sink { return &Sink{pool: pool} }
 
 // ErrClaimLost means the batch's range was reclaimed by another worker: nothing was written.
-var ErrClaimLost = errors.New("range claim lost")
+var ErrClaimLost = manifests.ErrClaimLost
 
 // batchState is the per-commit working set.
 type batchState struct {
