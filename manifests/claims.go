@@ -19,8 +19,8 @@ const (
 // ErrClaimLost: the range was reclaimed by another worker (its heartbeat went stale).
 var ErrClaimLost = errors.New("range claim lost")
 
-// ClaimRange claims one range of a collection for worker: a pending range, or a running one
-// whose heartbeat is older than stale (its worker died). Claiming increments claim_epoch, so the
+// ClaimRange claims one range of a collection for worker: a pending range, a running one whose
+// heartbeat is older than stale (its worker died), or one this worker held before a failure. Claiming increments claim_epoch, so the
 // worker that held it before can never commit another batch of it. ok is false when no range is
 // claimable now.
 func (s *Store) ClaimRange(ctx context.Context, runID, collection, worker string, stale time.Duration) (r Range, ok bool, err error) {
@@ -28,7 +28,7 @@ func (s *Store) ClaimRange(ctx context.Context, runID, collection, worker string
 	err = s.pool.QueryRow(ctx, `UPDATE convert.ranges r SET status = 'running', claimed_by = $3, claim_epoch = r.claim_epoch + 1, heartbeat = now()
 FROM (SELECT run_id, collection, range_no FROM convert.ranges
       WHERE run_id = $1 AND collection = $2
-        AND (status = 'pending' OR (status = 'running' AND (heartbeat IS NULL OR heartbeat < now() - make_interval(secs => $4))))
+        AND (status = 'pending' OR (status = 'running' AND (claimed_by = $3 OR heartbeat IS NULL OR heartbeat < now() - make_interval(secs => $4))))
       ORDER BY range_no LIMIT 1 FOR UPDATE SKIP LOCKED) c
 WHERE r.run_id = c.run_id AND r.collection = c.collection AND r.range_no = c.range_no
 RETURNING r.range_no, r.claim_epoch`, runID, collection, worker, stale.Seconds()).Scan(&no, &epoch)

@@ -158,7 +158,9 @@ func newRunner(o Options, d Deps) *runner {
 func (r *runner) jobCollections(ctx context.Context, o JobOptions, leader bool) error {
 	jobs := r.d.Collections
 	for i, job := range jobs {
-		if err := r.jobCollection(ctx, o, job, leader); err != nil {
+		// Every step of a collection is idempotent, so a transient failure outside a range
+		// (the target restarting while planning or waiting) starts the collection over.
+		if err := r.retry(ctx, job.Name, -1, func() error { return r.jobCollection(ctx, o, job, leader) }, nil); err != nil {
 			return err
 		}
 		if leader && (i == len(jobs)-1 || jobs[i+1].Module != job.Module) {

@@ -331,7 +331,9 @@ func (r *runner) checkResume(run *manifests.Run, result []byte) error {
 func (r *runner) convertAll(ctx context.Context) error {
 	jobs := r.d.Collections
 	for i, job := range jobs {
-		if err := r.convert(ctx, job); err != nil {
+		// convert is idempotent up to the committed batches, so a transient failure outside a
+		// range (planning, completing) starts the collection over from what is committed.
+		if err := r.retry(ctx, job.Name, -1, func() error { return r.convert(ctx, job) }, nil); err != nil {
 			return err
 		}
 		if i == len(jobs)-1 || jobs[i+1].Module != job.Module {

@@ -3,6 +3,8 @@
 #
 #   scripts/testbed.sh start DIR   start both, write DIR/env (source it before go test)
 #   scripts/testbed.sh stop DIR    stop both; safe to call when nothing is running
+#   scripts/testbed.sh pg-start DIR / pg-stop DIR   PostgreSQL only (scripts/demo.sh);
+#                                  pg-start writes DIR/pg.port and DIR/pg.bindir
 #
 # State under DIR:
 #   env             export lines for CONVERT_TEST_PG_URL and CONVERT_TEST_MONGO_URI
@@ -36,7 +38,7 @@ log() {
 }
 
 usage() {
-	echo "usage: $0 start DIR | stop DIR" >&2
+	echo "usage: $0 start DIR | stop DIR | pg-start DIR | pg-stop DIR" >&2
 	exit 2
 }
 
@@ -291,9 +293,30 @@ cmd_stop() {
 	log "stopped"
 }
 
+# PostgreSQL alone, for scripts/demo.sh: same cluster setup, no FerretDB.
+cmd_pg_start() {
+	local dir
+	dir="$(absdir "$1")"
+	[[ ! -f "$dir/pg.dir" ]] || die "$dir already holds a PostgreSQL cluster; run: $0 pg-stop $dir"
+	find_pg_bindir >/dev/null
+	trap "cleanup_failed_start $(printf %q "$dir")" EXIT
+	start_pg "$dir"
+	find_pg_bindir >"$dir/pg.bindir"
+}
+
+cmd_pg_stop() {
+	local dir="$1"
+	[[ -d "$dir" ]] || return 0
+	dir="$(cd "$dir" && pwd)"
+	stop_pg "$dir" || die "stopping PostgreSQL of $dir failed"
+	rm -f "$dir/pg.bindir"
+}
+
 [[ $# -eq 2 && -n "$2" ]] || usage
 case "$1" in
 start) cmd_start "$2" ;;
 stop) cmd_stop "$2" ;;
+pg-start) cmd_pg_start "$2" ;;
+pg-stop) cmd_pg_stop "$2" ;;
 *) usage ;;
 esac

@@ -11,12 +11,16 @@ import (
 
 	"github.com/stellaops/convert/pipeline/load"
 	"github.com/stellaops/convert/transforms"
+	"github.com/stellaops/convert/transforms/authority"
+	"github.com/stellaops/convert/transforms/concelier"
+	"github.com/stellaops/convert/transforms/excititor"
+	"github.com/stellaops/convert/transforms/scheduler"
 )
 
 // registry lists the module transforms in dependency order (cli.md: --module all): an explicit
 // list, no registration by import.
 func registry() []transforms.Module {
-	return []transforms.Module{}
+	return []transforms.Module{authority.Module(), scheduler.Module(), concelier.Module(), excititor.Module()}
 }
 
 // Overrides are the operator's deployment facts (cli.md: --config, --source-db,

@@ -118,7 +118,13 @@ func generate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
 	res, err := sample.Load(ctx, client, colls, sample.LoadOptions{FerretSafe: *ferretSafe, Drop: *drop})
-	if err != nil {
+	switch {
+	case err != nil && mongo.IsDuplicateKeyError(err) && !*drop:
+		return fmt.Errorf("%w (the sample is there already? -drop replaces it)", err)
+	case err != nil && !*ferretSafe:
+		// FerretDB drops the connection on a value it cannot store, which tells nothing.
+		return fmt.Errorf("%w (if the server is FerretDB, add -ferret-safe)", err)
+	case err != nil:
 		return err
 	}
 	printCounts(stdout, colls, res.Skipped)
@@ -143,7 +149,7 @@ func printCounts(w io.Writer, colls []sample.Collection, skipped []sample.Skippe
 	for _, s := range skipped {
 		left[s.DB+"."+s.Collection]++
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	header := "NAMESPACE\tDOCS\t"
 	if skipped != nil {
 		header = "NAMESPACE\tDOCS\tLEFT OUT\t"
