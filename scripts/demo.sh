@@ -9,9 +9,9 @@
 # throwaway PostgreSQL 15 on 127.0.0.1 (started by scripts/testbed.sh pg-start, state in .demo/)
 # that is left running so you can look at the result; `run` reuses it the next time.
 #
-# Expects bin/convert and bin/samplegen (the make target builds them). Until the module
-# transforms land, the demo uses convert's generic JSONB mode: every collection becomes
-# <db>.<collection> (lower-cased, [^a-z0-9_] → _) holding whole documents as jsonb.
+# Expects bin/convert and bin/samplegen (the make target builds them). The demo converts the
+# four modules (--module all --create-schema --replace) into the schemas authority, scheduler,
+# vuln and vex, then verifies the run against the sample.
 #
 # Environment: DEMO_AS_OF (default 2026-11-01T00:00:00Z, the sample's fixed as-of),
 # PG_BINDIR (PostgreSQL server binaries, as for testbed.sh).
@@ -78,7 +78,7 @@ cmd_run() {
 		die "samplegen failed"
 	tail -n 1 "$state/samplegen.txt" >&2
 
-	local -a to=() colls=()
+	local -a to=()
 	local where local_pg=""
 	if [[ -n "${DATABASE_URL:-}" ]]; then
 		where="\$DATABASE_URL"
@@ -92,33 +92,39 @@ cmd_run() {
 		local_pg=1
 	fi
 
-	local ns
-	while IFS= read -r ns; do
-		colls+=(--collection "$ns")
-	done < <("$samplegen" -list)
-	[[ ${#colls[@]} -gt 0 ]] || die "samplegen -list printed no collections"
-
-	log "converting $((${#colls[@]} / 2)) collections into $where (generic JSONB mode, --replace)"
+	log "converting the four modules into $where (--module all --create-schema --replace)"
 	echo
 	# convert logs a line per collection; those go to a file so that the summary table it
 	# prints on stdout stays readable. On failure the log's tail is what explains it.
 	local rc=0
-	"$convert" run --from "$state/dump" "${to[@]}" --as-of "$as_of" --replace \
-		--report "$state/report.json" "${colls[@]}" </dev/null 2>"$state/convert.log" || rc=$?
+	"$convert" run --from "$state/dump" "${to[@]}" --as-of "$as_of" --replace --module all --create-schema \
+		--report "$state/report.json" </dev/null 2>"$state/convert.log" || rc=$?
 	echo
 	if ((rc != 0)); then
 		tail -n 30 "$state/convert.log" >&2
 		die "convert run failed with exit code $rc (log above; all of it in .demo/convert.log)"
 	fi
+	local run_id
+	run_id="$(sed -n 's/^  "run_id": "\(.*\)",$/\1/p' "$state/report.json" | head -n 1)"
+	[[ -n "$run_id" ]] || die "no run id in .demo/report.json"
+	log "verifying run $run_id against the sample (re-extract, re-transform, compare checksums)"
+	rc=0
+	"$convert" verify --from "$state/dump" "${to[@]}" --run-id "$run_id" --report "$state/verify.json" \
+		</dev/null >"$state/verify.txt" 2>>"$state/convert.log" || rc=$?
+	head -n 1 "$state/verify.txt"
+	if ((rc != 0)); then
+		cat "$state/verify.txt" >&2
+		die "convert verify failed with exit code $rc (see .demo/verify.txt and .demo/convert.log)"
+	fi
 
-	echo "Report: .demo/report.json   Log: .demo/convert.log   Sample: .demo/dump (as-of $as_of)"
+	echo "Report: .demo/report.json   Verify: .demo/verify.json   Log: .demo/convert.log   Sample: .demo/dump (as-of $as_of)"
 	if [[ -n "$local_pg" ]]; then
 		local psql="psql"
 		command -v psql >/dev/null 2>&1 || psql="$(cat "$state/pg.bindir")/psql"
 		cat <<-EOF
 			The demo PostgreSQL keeps running. Look at the result with:
 			    $psql '${to[1]}'
-			    e.g.  SELECT mongo_id, tenant_id, doc->>'username' FROM stellaops_authority.authority_users LIMIT 5;
+			    e.g.  SELECT tenant_id, username, status FROM authority.users LIMIT 5;
 			          SELECT * FROM convert.rejects;   -- what was refused, and why
 			Stop it with:  make demo-stop
 		EOF
