@@ -220,7 +220,11 @@ func (r *runner) jobCollection(ctx context.Context, o JobOptions, job Collection
 	for {
 		g, gctx := errgroup.WithContext(ctx)
 		for w := 0; w < r.o.Workers; w++ {
-			g.Go(func() error { return r.claimLoop(gctx, o, job, counters) })
+			// Each worker claims under a name of its own: a claim names exactly one worker, which
+			// may take back its own range after a failure, and no other.
+			wo := o
+			wo.Worker = fmt.Sprintf("%s/%d", o.Worker, w)
+			g.Go(func() error { return r.claimLoop(gctx, wo, job, counters) })
 		}
 		if err := g.Wait(); err != nil {
 			return err
