@@ -37,6 +37,7 @@ type Collection struct {
 	Estimate   int64            `json:"source_estimate"`
 	Sampled    bool             `json:"sampled"`
 	SampleNote string           `json:"sample_note,omitempty"`
+	RulesNote  string           `json:"rules_note,omitempty"`
 	Loadable   int64            `json:"loadable"`
 	Rejects    map[string]int64 `json:"rejects_by_rule"`
 	Skips      map[string]int64 `json:"skipped_by_reason"`
@@ -57,7 +58,9 @@ func Survey(ctx context.Context, src pipeline.Source, target pipeline.Target, jo
 		c.SampleNote = "first documents in range order, at most " + itoa(sample) + "; key-pass rules (collisions, unique keys) not evaluated"
 	} else if p, ok := job.Transform.(pipeline.Preparer); ok {
 		if err := pipeline.KeyPassOf(ctx, src, job, p, plan.Ranges, slog.New(slog.DiscardHandler), target); err != nil {
-			return nil, err
+			// Without its key pass (parents not loaded yet, no target given) the collection's
+			// rules cannot be judged: say so, and still survey the fields.
+			c.RulesNote = "mapping rules not evaluated: " + err.Error()
 		}
 	}
 	fields := map[string]*Field{}
@@ -70,6 +73,9 @@ func Survey(ctx context.Context, src pipeline.Source, target pipeline.Target, jo
 			}
 			c.Scanned++
 			walk(doc, "", fields)
+			if c.RulesNote != "" {
+				return nil
+			}
 			buf.Reset()
 			v := job.Transform.Apply(doc, &buf)
 			switch {

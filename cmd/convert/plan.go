@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/pipeline/extract/live"
+	"github.com/stellaops/convert/pipeline/load"
 	"github.com/stellaops/convert/profile"
 	"github.com/stellaops/convert/tiers"
 	"github.com/stellaops/convert/transforms"
@@ -42,7 +44,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var rangeDocs int
 	var sample int64
 	fs.StringVar(&from, "from", "", "source: mongodb:// URI, mongodump directory or archive (default $MONGO_URI)")
-	fs.StringVar(&to, "to", "", "target PostgreSQL DSN (accepted for symmetry with run; plan reads only the source)")
+	fs.StringVar(&to, "to", "", "target PostgreSQL DSN: with --profile, lets module rules that depend on loaded parents be judged")
 	fs.StringVar(&module, "module", "", "modules")
 	fs.Var(&colls, "collection", "DB.COLL[=SCHEMA.TABLE] (repeatable)")
 	fs.StringVar(&asOfS, "as-of", "", "RFC 3339 (default now)")
@@ -98,12 +100,21 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	var profiles []*profile.Collection
+	var target pipeline.Target
+	if doProfile && (to != "" || os.Getenv("DATABASE_URL") != "") {
+		pool, _, err := openTarget(ctx, to, 2)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		target = load.NewTarget(pool)
+	}
 	if doProfile {
 		for _, j := range sel.jobs {
 			if isMissing(entries, j.Name) {
 				continue
 			}
-			p, err := profile.Survey(ctx, src, nil, j, sample)
+			p, err := profile.Survey(ctx, src, target, j, sample)
 			if err != nil {
 				return err
 			}
@@ -152,7 +163,11 @@ func printProfile(w io.Writer, p *profile.Collection) {
 	if p.Sampled {
 		fmt.Fprintf(w, " (%s)", p.SampleNote)
 	}
-	fmt.Fprintf(w, "; %d loadable\n", p.Loadable)
+	if p.RulesNote != "" {
+		fmt.Fprintf(w, "; %s\n", p.RulesNote)
+	} else {
+		fmt.Fprintf(w, "; %d loadable\n", p.Loadable)
+	}
 	t := newTable(w, "FIELD", "COUNT", "TYPES")
 	for _, f := range p.Fields {
 		var types []string

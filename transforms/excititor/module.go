@@ -183,9 +183,9 @@ var (
 		Schema: Schema, Name: "cache", PrimaryKey: []string{"id"},
 		Columns: []pipeline.Column{
 			notNull("id", pipeline.TypeUUID),
-			col("mongo_id", pipeline.TypeText),
+			notNull("mongo_id", pipeline.TypeText),
 			col("tenant_id", pipeline.TypeText),
-			col("doc", pipeline.TypeJSONB),
+			notNull("doc", pipeline.TypeJSONB),
 		},
 	}
 )

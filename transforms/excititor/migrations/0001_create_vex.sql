@@ -94,11 +94,12 @@ CREATE TABLE vex.consensus (
 );
 
 -- Tier C: created empty, in the generic shape.
+-- Tier C: created empty, in the generic mode's shape (cli.md), like every module's Tier C table.
 CREATE TABLE vex.cache (
     id        uuid PRIMARY KEY,
-    mongo_id  text,
+    mongo_id  text NOT NULL,
     tenant_id text NULL,
-    doc       jsonb
+    doc       jsonb NOT NULL
 );
 
 -- Row-level security on every table with a tenant_id column, without FORCE: the table owner
