@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/pipeline/extract/live"
 	"github.com/stellaops/convert/pipeline/load"
@@ -29,6 +31,7 @@ type planEntry struct {
 	Filter     json.RawMessage `json:"filter"`
 	AsOf       time.Time       `json:"as_of"`
 	Estimate   int64           `json:"source_estimate"`
+	EstimateBy string          `json:"estimate_by"`
 	Bytes      int64           `json:"source_bytes"`
 	Ranges     int             `json:"ranges"`
 	Tables     []string        `json:"target_tables"`
@@ -79,7 +82,14 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		p, err := src.Plan(ctx, j.NS)
 		switch {
 		case err == nil:
-			e.Estimate, e.Bytes, e.Ranges = p.Count, p.Bytes, len(p.Ranges)
+			e.Estimate, e.Bytes, e.Ranges, e.EstimateBy = p.Count, p.Bytes, len(p.Ranges), "server count"
+			if p.Count < 0 {
+				// A dump holds no count: read its frames (no transform) to give a real one.
+				if e.Estimate, err = countByScan(ctx, src, j.NS, p.Ranges); err != nil {
+					return err
+				}
+				e.EstimateBy = "dump scan"
+			}
 		case isNoCollection(err):
 			e.Missing = true
 		default:
@@ -129,7 +139,8 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return writeJSON(stdout, out)
 	}
-	t := newTable(stdout, "ORDER", "COLLECTION", "TIER", "FILTER", "ESTIMATE", "RANGES", "TARGET")
+	fmt.Fprintf(stdout, "plan as of %s, source %s\n", asOf.Format(time.RFC3339Nano), src.Fingerprint())
+	t := newLeftTable(stdout, "ORDER", "COLLECTION", "TIER", "ESTIMATE", "RANGES", "TARGET TABLES", "FILTER")
 	for _, e := range entries {
 		est := any(e.Estimate)
 		if e.Missing {
@@ -137,7 +148,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		} else if e.Estimate < 0 {
 			est = "unknown"
 		}
-		t.row(e.Order, e.Collection, e.Tier, filterSummary(e.Filter), est, e.Ranges, strings.Join(e.Tables, ","))
+		t.row(e.Order, e.Collection, e.Tier, est, e.Ranges, strings.Join(e.Tables, ","), filterSummary(e.Filter))
 	}
 	t.flush()
 	if len(unmapped) > 0 {
@@ -212,12 +223,24 @@ func filterSummary(f json.RawMessage) string {
 		return string(f)
 	}
 	q, _ := json.Marshal(d["query"])
-	return string(q) + " as of " + asString(d["as_of"])
-}
-
-func asString(v any) string {
-	s, _ := v.(string)
-	return s
+	if note, ok := d["note"].(string); ok {
+		return string(q) + " (" + note + ")"
+	}
+	return string(q)
 }
 
 func isNoCollection(err error) bool { return errorsIs(err, pipeline.ErrNoCollection) }
+
+// countByScan counts a collection's documents by reading them.
+func countByScan(ctx context.Context, src pipeline.Source, ns pipeline.Namespace, ranges []pipeline.Range) (int64, error) {
+	var n int64
+	for _, r := range ranges {
+		if err := src.Scan(ctx, ns, r, pipeline.Cursor{}, func(bson.Raw, pipeline.Position) error {
+			n++
+			return nil
+		}); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -96,7 +96,16 @@ func (p *progress) Close() {
 type table struct{ tw *tabwriter.Writer }
 
 func newTable(w io.Writer, header ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)}
+	return newTableWith(w, tabwriter.AlignRight, header...)
+}
+
+// newLeftTable aligns columns to the left: for text columns such as filters.
+func newLeftTable(w io.Writer, header ...string) *table {
+	return newTableWith(w, 0, header...)
+}
+
+func newTableWith(w io.Writer, flags uint, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', flags)}
 	t.tw.Write([]byte(strings.Join(header, "\t") + "\t\n"))
 	return t
 }

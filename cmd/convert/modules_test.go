@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stellaops/convert/internal/pgtest"
+	"github.com/stellaops/convert/internal/sample"
+	"github.com/stellaops/convert/pipeline/extract/dump"
+)
+
+var moduleOfDB = map[string]string{"stellaops_authority": "authority", "stellaops_scheduler": "scheduler", "concelier": "concelier", "excititor": "excititor"}
+
+// TestModulesOnSample runs the four modules through the binary on the generated sample: plan
+// lists every collection in load order with its tier, filter, as-of, a real estimate and its
+// tables; the run accounts for every document; every planted problem ends as the generator
+// says (rejected, skipped or loaded, by _id); verify is clean.
+func TestModulesOnSample(t *testing.T) {
+	asOf := sample.DefaultAsOf
+	colls := sample.Generate(sample.Options{Seed: 7, Scale: 1, AsOf: asOf})
+	dir := filepath.Join(t.TempDir(), "dump")
+	if err := sample.WriteDump(context.Background(), dir, colls, dump.Zstd); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, c := range colls {
+		counts[c.DB+"."+c.Name] = int64(len(c.Docs))
+	}
+	asOfS := asOf.Format(time.RFC3339)
+
+	var plan struct {
+		Collections []struct {
+			Order      int      `json:"load_order"`
+			Module     string   `json:"module"`
+			Collection string   `json:"collection"`
+			Source     string   `json:"source"`
+			Tier       string   `json:"tier"`
+			Estimate   int64    `json:"source_estimate"`
+			Tables     []string `json:"target_tables"`
+		} `json:"collections"`
+		Unmapped []string `json:"unmapped"`
+	}
+	mustUnmarshal(t, mustConvert(t, nil, "plan", "--from", dir, "--module", "all", "--as-of", asOfS, "--json").stdout, &plan)
+	if len(plan.Collections) != 27 {
+		t.Fatalf("plan lists %d collections, want the 27 of modules.md", len(plan.Collections))
+	}
+	for i, c := range plan.Collections {
+		if c.Order != i+1 || c.Estimate != counts[c.Source] || len(c.Tables) == 0 || c.Tier == "" {
+			t.Errorf("plan entry %+v (source holds %d)", c, counts[c.Source])
+		}
+	}
+	if len(plan.Unmapped) == 0 || !strings.Contains(strings.Join(plan.Unmapped, ","), "fs.files") {
+		t.Errorf("plan does not list the unmapped collections: %v", plan.Unmapped)
+	}
+
+	pgURL := pgtest.Database(t)
+	rep := parseReport(t, mustConvert(t, nil, "run", "--from", dir, "--to", pgURL, "--module", "all", "--create-schema",
+		"--as-of", asOfS, "--workers", "2", "--batch-size", "50", "--json").stdout)
+	if rep.Status != "completed" {
+		t.Fatalf("run: %+v", rep)
+	}
+	for _, c := range rep.Collections {
+		if c.Read != c.Loaded+c.Rejected+c.Skipped {
+			t.Errorf("%s: read %d != loaded %d + rejected %d + skipped %d", c.Collection, c.Read, c.Loaded, c.Rejected, c.Skipped)
+		}
+	}
+	conn := pgConn(t, pgURL)
+	rejected := map[string]string{}
+	rows, err := conn.Query(t.Context(), `SELECT collection, coalesce(_id, ''), reason FROM convert.rejects`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var coll, id, reason string
+		if err := rows.Scan(&coll, &id, &reason); err != nil {
+			t.Fatal(err)
+		}
+		rejected[coll+"/"+id] = reason
+	}
+	rows.Close()
+	planted := map[string]bool{}
+	for _, p := range sample.Planted() {
+		key := moduleOfDB[p.DB] + "." + p.Collection + "/" + p.ID
+		planted[key] = true
+		_, isRejected := rejected[key]
+		switch p.Expect {
+		case sample.ExpectReject:
+			if !isRejected {
+				t.Errorf("planted %s (%s: %s) was not rejected", key, p.Kind, p.What)
+			}
+		default:
+			if isRejected {
+				t.Errorf("planted %s (%s, expected %s) was rejected: %s", key, p.What, p.Expect, rejected[key])
+			}
+		}
+	}
+	for key, reason := range rejected {
+		if !planted[key] {
+			t.Errorf("unplanted reject %s: %s", key, reason)
+		}
+	}
+	verifyClean(t, dir, pgURL, rep.RunID)
+}
