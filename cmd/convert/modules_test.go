@@ -103,4 +103,17 @@ func TestModulesOnSample(t *testing.T) {
 		}
 	}
 	verifyClean(t, dir, pgURL, rep.RunID)
+
+	// --replace of part of a module refuses while other collections' rows reference its
+	// derived tables; a --replace of the whole selection runs again to the same checksums.
+	partial := convert(t, nil, "run", "--from", dir, "--to", pgURL, "--module", "authority", "--collection", "authority_tokens", "--replace", "--as-of", asOfS)
+	if partial.code != 2 || !strings.Contains(partial.stderr, "authority.users") {
+		t.Errorf("partial --replace: exit %d, want 2 naming authority.users\n%s", partial.code, partial.stderr)
+	}
+	again := parseReport(t, mustConvert(t, nil, "run", "--from", dir, "--to", pgURL, "--module", "all", "--replace", "--as-of", asOfS, "--json").stdout)
+	for name, sum := range checksums(rep) {
+		if checksums(again)[name] != sum {
+			t.Errorf("%s: --replace gives %s, first run %s", name, checksums(again)[name], sum)
+		}
+	}
 }

@@ -188,6 +188,11 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pi
 		for i, tb := range truncate {
 			names[i] = tb.Ident()
 		}
+		extra, err := referencingTables(ctx, tx, truncate)
+		if err != nil {
+			return err
+		}
+		names = append(names, extra...)
 		if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
 			return fmt.Errorf("--replace: truncate: %w", err)
 		}
@@ -196,6 +201,63 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pi
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// referencingTables finds the tables outside the set whose foreign keys reference it (directly
+// or through each other). TRUNCATE without CASCADE refuses while they exist: an empty one is
+// truncated along (nothing is lost), a non-empty one refuses the run, naming it (cli.md).
+func referencingTables(ctx context.Context, tx pgx.Tx, set []pipeline.Table) ([]string, error) {
+	in := map[string]bool{}
+	for _, tb := range set {
+		in[tb.FullName()] = true
+	}
+	var extra, full []string
+	frontier := set
+	for len(frontier) > 0 {
+		var next []pipeline.Table
+		for _, tb := range frontier {
+			rows, err := tx.Query(ctx, `SELECT DISTINCT rn.nspname, rc.relname
+FROM pg_constraint k
+JOIN pg_class rc ON rc.oid = k.conrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+JOIN pg_class pc ON pc.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+WHERE k.contype = 'f' AND pn.nspname = $1 AND pc.relname = $2 AND rc.relispartition = false`, tb.Schema, tb.Name)
+			if err != nil {
+				return nil, fmt.Errorf("--replace: find referencing tables: %w", err)
+			}
+			for rows.Next() {
+				var schema, name string
+				if err := rows.Scan(&schema, &name); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				ref := pipeline.Table{Schema: schema, Name: name}
+				if in[ref.FullName()] {
+					continue
+				}
+				in[ref.FullName()] = true
+				next = append(next, ref)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+		}
+		for _, ref := range next {
+			var any bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+ref.Ident()+")").Scan(&any); err != nil {
+				return nil, fmt.Errorf("--replace: inspect %s: %w", ref.FullName(), err)
+			}
+			if any {
+				full = append(full, ref.FullName())
+			}
+			extra = append(extra, ref.Ident())
+		}
+		frontier = next
+	}
+	if len(full) > 0 {
+		return nil, &pipeline.UsageError{Msg: fmt.Sprintf("--replace would empty tables that %v reference (they hold rows and are not part of this selection); replace their collections too", full)}
+	}
+	return extra, nil
 }
 
 // Analyze implements pipeline.Target.
