@@ -92,7 +92,18 @@ func (t Table) FullName() string { return t.Schema + "." + t.Name }
 func (t Table) Ident() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
 
 // Written lists the columns a row carries, in table order: every column but generated ones.
+// Callers must not modify the result (it is the table's own slice when nothing is generated).
 func (t Table) Written() []Column {
+	generated := false
+	for _, c := range t.Columns {
+		if c.Generated != "" {
+			generated = true
+			break
+		}
+	}
+	if !generated {
+		return t.Columns
+	}
 	out := make([]Column, 0, len(t.Columns))
 	for _, c := range t.Columns {
 		if c.Generated == "" {

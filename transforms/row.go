@@ -23,7 +23,7 @@ import (
 type Row struct {
 	buf  *pipeline.RowBuffer
 	cols []pipeline.Column
-	name string
+	tbl  *pipeline.Table
 	opt  Options
 	i    int
 	err  *pipeline.Reject
@@ -32,7 +32,7 @@ type Row struct {
 // NewRow starts a row of tables[t] in buf.
 func NewRow(buf *pipeline.RowBuffer, tables []pipeline.Table, t int, opt Options) *Row {
 	buf.StartRow(t)
-	return &Row{buf: buf, cols: tables[t].Written(), name: tables[t].FullName(), opt: opt}
+	return &Row{buf: buf, cols: tables[t].Written(), tbl: &tables[t], opt: opt}
 }
 
 func (r *Row) next() (pipeline.Column, bool) {
@@ -40,7 +40,7 @@ func (r *Row) next() (pipeline.Column, bool) {
 		return pipeline.Column{}, false
 	}
 	if r.i >= len(r.cols) {
-		r.err = &pipeline.Reject{Reason: fmt.Sprintf("internal: table %s has %d columns, the transform wrote more", r.name, len(r.cols))}
+		r.err = &pipeline.Reject{Reason: fmt.Sprintf("internal: table %s has %d columns, the transform wrote more", r.tbl.FullName(), len(r.cols))}
 		return pipeline.Column{}, false
 	}
 	c := r.cols[r.i]
@@ -178,7 +178,7 @@ func (r *Row) End() *pipeline.Reject {
 		return r.err
 	}
 	if r.i != len(r.cols) {
-		return &pipeline.Reject{Reason: fmt.Sprintf("internal: table %s has %d columns, the transform wrote %d", r.name, len(r.cols), r.i)}
+		return &pipeline.Reject{Reason: fmt.Sprintf("internal: table %s has %d columns, the transform wrote %d", r.tbl.FullName(), len(r.cols), r.i)}
 	}
 	r.buf.EndRow()
 	return nil
