@@ -129,7 +129,14 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('convert:migrate'))`); err != nil {
 		return fmt.Errorf("manifest store: lock: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS convert;
+	// A role without CREATE on the database can still use a store another role made.
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass('convert.schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("manifest store: %w", err)
+	}
+	if exists {
+		// nothing to create
+	} else if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS convert;
 CREATE TABLE IF NOT EXISTS convert.schema_migrations (
     version    integer PRIMARY KEY,
     name       text NOT NULL,

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,6 +116,86 @@ func TestModulesOnSample(t *testing.T) {
 	for name, sum := range checksums(rep) {
 		if checksums(again)[name] != sum {
 			t.Errorf("%s: --replace gives %s, first run %s", name, checksums(again)[name], sum)
+		}
+	}
+
+	u0, _ := url.Parse(pgURL) // the role is named after the test's own database: roles are cluster-wide
+	// plan checks that the loading role may write every tenant's rows: a role that does not own
+	// the row-level-security tables is refused (exit 2) with the tables named.
+	if ok := mustConvert(t, nil, "plan", "--from", dir, "--to", pgURL, "--module", "all"); !strings.Contains(ok.stdout, "matches the spec") {
+		t.Errorf("plan as owner: %s", ok.stdout)
+	}
+	role := "loader_" + strings.TrimPrefix(strings.SplitN(strings.TrimPrefix(u0.Path, "/"), "?", 2)[0], "t_")
+	for _, q := range []string{`CREATE ROLE ` + role + ` LOGIN`, `GRANT USAGE ON SCHEMA authority, scheduler, vuln, vex, convert TO ` + role,
+		`GRANT ALL ON ALL TABLES IN SCHEMA authority, scheduler, vuln, vex, convert TO ` + role} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), `DROP OWNED BY `+role)
+		_, _ = conn.Exec(context.Background(), `DROP ROLE IF EXISTS `+role)
+	})
+	u, _ := url.Parse(pgURL)
+	u.User = url.User(role)
+	refused := convert(t, nil, "plan", "--from", dir, "--to", u.String(), "--module", "all")
+	if refused.code != 2 || !strings.Contains(refused.stderr, "row-level security") || !strings.Contains(refused.stderr, "authority.users") {
+		t.Errorf("plan as a non-owner: exit %d\n%s", refused.code, refused.stderr)
+	}
+}
+
+// TestOverrides: a deployment whose database and collection names differ from the defaults
+// converts, through --source-db/--source-collection or --config, to the same ids and checksums;
+// a tier window override changes what is skipped and is recorded, so a resume cannot change it.
+func TestOverrides(t *testing.T) {
+	asOf := sample.DefaultAsOf
+	asOfS := asOf.Format(time.RFC3339)
+	colls := sample.Generate(sample.Options{Seed: 3, Scale: 1, AsOf: asOf})
+	var excititor, renamed []sample.Collection
+	for _, c := range colls {
+		if c.DB != "excititor" {
+			continue
+		}
+		excititor = append(excititor, c)
+		r := c
+		r.DB = "excititor_prod"
+		if r.Name == "vex.raw" {
+			r.Name = "vex_raw"
+		}
+		renamed = append(renamed, r)
+	}
+	dir := t.TempDir()
+	for name, set := range map[string][]sample.Collection{"default": excititor, "renamed": renamed} {
+		if err := sample.WriteDump(context.Background(), filepath.Join(dir, name), set, dump.None); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(from string, extra ...string) report {
+		args := append([]string{"run", "--from", from, "--to", pgtest.Database(t), "--module", "excititor", "--create-schema", "--as-of", asOfS, "--json"}, extra...)
+		return parseReport(t, mustConvert(t, nil, args...).stdout)
+	}
+	want := checksums(run(filepath.Join(dir, "default")))
+	flags := checksums(run(filepath.Join(dir, "renamed"), "--source-db", "excititor=excititor_prod", "--source-collection", "excititor.vex.raw=vex_raw"))
+	cfg := filepath.Join(dir, "overrides.json")
+	if err := os.WriteFile(cfg, []byte(`{"modules": {"excititor": {"database": "excititor_prod", "collections": {"vex.raw": "vex_raw"}}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := checksums(run(filepath.Join(dir, "renamed"), "--config", cfg))
+	for name, sum := range want {
+		if flags[name] != sum || config[name] != sum {
+			t.Errorf("%s: default %s, flags %s, config %s", name, sum, flags[name], config[name])
+		}
+	}
+	// Without the overrides the renamed deployment is refused before anything is written.
+	if r := convert(t, nil, "run", "--from", filepath.Join(dir, "renamed"), "--to", pgtest.Database(t), "--module", "excititor", "--create-schema"); r.code != 2 {
+		t.Errorf("renamed source without overrides: exit %d, want 2", r.code)
+	}
+	// A longer window keeps more vex.raw documents.
+	wide := run(filepath.Join(dir, "default"), "--tier-days", "excititor.vex.raw=3650")
+	base := run(filepath.Join(dir, "default"))
+	for i, c := range wide.Collections {
+		if c.Collection == "excititor.vex.raw" && c.Loaded <= base.Collections[i].Loaded {
+			t.Errorf("--tier-days 3650 loads %d vex.raw documents, the default window %d", c.Loaded, base.Collections[i].Loaded)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -110,21 +111,38 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	var profiles []*profile.Collection
-	var target pipeline.Target
-	if doProfile && (to != "" || os.Getenv("DATABASE_URL") != "") {
+	var target *load.Target
+	targetNote := ""
+	if to != "" || os.Getenv("DATABASE_URL") != "" {
 		pool, _, err := openTarget(ctx, to, 2)
 		if err != nil {
 			return err
 		}
 		defer pool.Close()
 		target = load.NewTarget(pool)
+		// The role must be able to write every tenant's rows (row-level security): a refusal
+		// found now saves a run that would fail. A schema that is not there yet is fine:
+		// --create-schema makes it.
+		var tables []pipeline.Table
+		for _, j := range sel.jobs {
+			tables = append(tables, j.Transform.Tables()...)
+		}
+		var sme *load.SchemaMismatchError
+		switch err := target.Check(ctx, tables); {
+		case errors.As(err, &sme):
+			targetNote = fmt.Sprintf("target schema: %d differences from the spec (create it with run --create-schema, or see run's refusal for the list)", len(sme.Problems))
+		case err != nil:
+			return err
+		default:
+			targetNote = "target schema: matches the spec; the loading role may write every tenant's rows"
+		}
 	}
 	if doProfile {
 		for _, j := range sel.jobs {
 			if isMissing(entries, j.Name) {
 				continue
 			}
-			p, err := profile.Survey(ctx, src, target, j, sample)
+			p, err := profile.Survey(ctx, src, surveyTarget(target), j, sample)
 			if err != nil {
 				return err
 			}
@@ -136,6 +154,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"collections": entries, "unmapped": nonNil(unmapped)}
 		if doProfile {
 			out["profiles"] = profiles
+		}
+		if targetNote != "" {
+			out["target"] = targetNote
 		}
 		return writeJSON(stdout, out)
 	}
@@ -153,6 +174,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	t.flush()
 	if len(unmapped) > 0 {
 		io.WriteString(stdout, "not mapped by the selection: "+strings.Join(unmapped, ", ")+"\n")
+	}
+	if targetNote != "" {
+		io.WriteString(stdout, targetNote+"\n")
 	}
 	for _, p := range profiles {
 		printProfile(stdout, p)
@@ -243,4 +267,12 @@ func countByScan(ctx context.Context, src pipeline.Source, ns pipeline.Namespace
 		}
 	}
 	return n, nil
+}
+
+// surveyTarget keeps a nil *load.Target a nil interface.
+func surveyTarget(t *load.Target) pipeline.Target {
+	if t == nil {
+		return nil
+	}
+	return t
 }

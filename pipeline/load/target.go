@@ -56,6 +56,13 @@ func (t *Target) Prepare(ctx context.Context, tables []pipeline.Table) error {
 			return fmt.Errorf("create table %s: %w", tb.FullName(), err)
 		}
 	}
+	return t.Check(ctx, tables)
+}
+
+// Check validates existing tables against the spec (columns, types, nullability, generated
+// columns, keys) and, when they match, that the loading role may write every tenant's rows. It
+// creates nothing: plan uses it to warn before a run.
+func (t *Target) Check(ctx context.Context, tables []pipeline.Table) error {
 	var problems []string
 	for _, tb := range tables {
 		p, err := t.validate(ctx, tb)
@@ -71,15 +78,10 @@ func (t *Target) Prepare(ctx context.Context, tables []pipeline.Table) error {
 			problems = append(problems, k...)
 		}
 	}
-	if len(problems) == 0 {
-		if err := CheckRLS(ctx, t.pool, tables); err != nil {
-			return err
-		}
-	}
 	if len(problems) > 0 {
 		return &SchemaMismatchError{Problems: problems}
 	}
-	return nil
+	return CheckRLS(ctx, t.pool, tables)
 }
 
 // CreateTableSQL is the DDL of a table the tool creates itself.
