@@ -22,9 +22,31 @@ type Lock struct {
 	key  string
 }
 
+// lockGrace is how long TryLock keeps trying before it reports the lock held. A process killed
+// with SIGKILL leaves its server backend (and the lock) behind until the server notices the
+// closed connection, usually within milliseconds; a resume started right after must not be
+// refused for that.
+const lockGrace = 3 * time.Second
+
 // TryLock takes pg_try_advisory_lock(hashtext(key)) on a connection of its own, or returns a
-// *LockHeldError at once.
+// *LockHeldError when another session still holds it after a short grace period.
 func TryLock(ctx context.Context, pool *pgxpool.Pool, key string) (*Lock, error) {
+	deadline := time.Now().Add(lockGrace)
+	for {
+		l, err := tryLockOnce(ctx, pool, key)
+		var held *LockHeldError
+		if !errors.As(err, &held) || time.Now().After(deadline) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func tryLockOnce(ctx context.Context, pool *pgxpool.Pool, key string) (*Lock, error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", key, err)
