@@ -185,8 +185,10 @@ func mismatch(opt *Options, t pipeline.ColumnType, bt byte) *ValueError {
 	return valueErr(opt, "expected "+t.SQL()+", found "+bsonTypeName(bt))
 }
 
-// bsonTypeName is the type's alias as MongoDB's $type operator spells it, the name operators
-// know from the shell.
+// TypeName is a BSON type's alias as MongoDB's $type operator spells it, the name operators
+// know from the shell; reject reasons use it.
+func TypeName(t bson.Type) string { return bsonTypeName(byte(t)) }
+
 func bsonTypeName(t byte) string {
 	switch t {
 	case 0x01:

@@ -85,7 +85,7 @@ func (t advisory) mapRows(st *state, doc bson.Raw, id bson.RawValue, canonical s
 func eachDoc(doc bson.Raw, name string, fn func(i int, elem bson.Raw) *pipeline.Reject) *pipeline.Reject {
 	return eachElem(doc, name, func(i int, v bson.RawValue) *pipeline.Reject {
 		if v.Type != bson.TypeEmbeddedDocument {
-			return &pipeline.Reject{Reason: "expected object, found " + typeName(v.Type)}
+			return &pipeline.Reject{Reason: "expected object, found " + transforms.TypeName(v.Type)}
 		}
 		return fn(i, bson.Raw(v.Value))
 	})
@@ -102,7 +102,7 @@ func eachElem(doc bson.Raw, name string, fn func(i int, v bson.RawValue) *pipeli
 		return nil
 	case bson.TypeArray:
 	default:
-		return &pipeline.Reject{Path: name, Reason: "expected array, found " + typeName(arr.Type)}
+		return &pipeline.Reject{Path: name, Reason: "expected array, found " + transforms.TypeName(arr.Type)}
 	}
 	return eachValue(arr.Value, func(i int, v bson.RawValue) *pipeline.Reject {
 		rej := fn(i, v)

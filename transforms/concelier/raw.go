@@ -46,7 +46,7 @@ func newAdvisoryRaw(env transforms.Env) pipeline.Transform {
 		case grid.Type != bson.TypeObjectID:
 			// A GridFS id is kept as the 24 hex of its ObjectId (modules.md); no other form
 			// is read as one.
-			r.Fail("content.gridFsObjectId", "column gridfs_id: expected objectId, found "+typeName(grid.Type))
+			r.Fail("content.gridFsObjectId", "column gridfs_id: expected objectId, found "+transforms.TypeName(grid.Type))
 		default:
 			r.Null("content.raw")
 			r.Value(grid, "content.gridFsObjectId")

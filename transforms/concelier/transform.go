@@ -263,7 +263,7 @@ func (st *state) resolve(v bson.RawValue, path, parent, col string, opt transfor
 	}
 	name, isText := naturalText(v)
 	if !isText {
-		return id, false, &pipeline.Reject{Path: path, Reason: "column " + col + ": expected string, found " + typeName(v.Type)}
+		return id, false, &pipeline.Reject{Path: path, Reason: "column " + col + ": expected string, found " + transforms.TypeName(v.Type)}
 	}
 	id, ok = st.parents[stored(name, opt)]
 	if !ok {
@@ -301,54 +301,4 @@ func nested(doc bson.Raw, key, sub string) bson.RawValue {
 		return bson.RawValue{}
 	}
 	return v
-}
-
-// typeName is a BSON type's alias as MongoDB's $type operator spells it (the names the shared
-// value rules use in their reasons).
-func typeName(t bson.Type) string {
-	switch t {
-	case bson.TypeDouble:
-		return "double"
-	case bson.TypeString:
-		return "string"
-	case bson.TypeEmbeddedDocument:
-		return "object"
-	case bson.TypeArray:
-		return "array"
-	case bson.TypeBinary:
-		return "binData"
-	case bson.TypeUndefined:
-		return "undefined"
-	case bson.TypeObjectID:
-		return "objectId"
-	case bson.TypeBoolean:
-		return "bool"
-	case bson.TypeDateTime:
-		return "date"
-	case bson.TypeNull:
-		return "null"
-	case bson.TypeRegex:
-		return "regex"
-	case bson.TypeDBPointer:
-		return "dbPointer"
-	case bson.TypeJavaScript:
-		return "javascript"
-	case bson.TypeSymbol:
-		return "symbol"
-	case bson.TypeCodeWithScope:
-		return "javascriptWithScope"
-	case bson.TypeInt32:
-		return "int"
-	case bson.TypeTimestamp:
-		return "timestamp"
-	case bson.TypeInt64:
-		return "long"
-	case bson.TypeDecimal128:
-		return "decimal"
-	case bson.TypeMaxKey:
-		return "maxKey"
-	case bson.TypeMinKey:
-		return "minKey"
-	}
-	return fmt.Sprintf("type 0x%02x", byte(t))
 }

@@ -102,7 +102,7 @@ func (t *linksets) core(doc bson.Raw, _ bson.RawValue, canonical string, opt tra
 		return nil // no observations: no link rows
 	}
 	if ids.Type != bson.TypeArray {
-		return &pipeline.Reject{Path: "observationIds", Reason: "expected array, found " + typeName(ids.Type)}
+		return &pipeline.Reject{Path: "observationIds", Reason: "expected array, found " + transforms.TypeName(ids.Type)}
 	}
 	vals, err := ids.Array().Values()
 	if err != nil {

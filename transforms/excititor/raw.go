@@ -96,7 +96,7 @@ func (t *raw) core(doc bson.Raw, id bson.RawValue, canonical string, opt transfo
 	}
 	if present(gridfs) && gridfs.Type != bson.TypeObjectID {
 		// Only an ObjectId names a GridFS file; anything else would store an arbitrary text.
-		r.Fail("gridFsObjectId", "column gridfs_id: expected objectId, found "+typeName(gridfs.Type))
+		r.Fail("gridFsObjectId", "column gridfs_id: expected objectId, found "+transforms.TypeName(gridfs.Type))
 	}
 	r.Value(gridfs, "gridFsObjectId")
 	r.Value(top(doc, "metadata"), "metadata")

@@ -162,7 +162,7 @@ func checkStatsCompleted(stats bson.RawValue) (path, reason string) {
 	switch v.Type {
 	case bson.TypeInt32, bson.TypeInt64, bson.TypeDouble, bson.TypeDecimal128:
 	default:
-		return path0, "not an integer (found " + typeName(v.Type) + ")"
+		return path0, "not an integer (found " + transforms.TypeName(v.Type) + ")"
 	}
 	text, verr := transforms.AppendJSONBValue(nil, v, transforms.Options{})
 	if verr != nil {

@@ -313,7 +313,7 @@ func enum(r *transforms.Row, doc bson.Raw, key, column string, codes map[string]
 	}
 	s, ok := v.StringValueOK()
 	if !ok {
-		r.Fail(key, "column "+column+": expected an enum name (string), found "+typeName(v.Type))
+		r.Fail(key, "column "+column+": expected an enum name (string), found "+transforms.TypeName(v.Type))
 		return
 	}
 	code, ok := codes[s]
@@ -327,50 +327,3 @@ func enum(r *transforms.Row, doc bson.Raw, key, column string, codes map[string]
 // quote writes a source value into a reject reason (allowed for enum and CHECK columns) Go
 // quoted: NUL and invalid UTF-8 come out escaped, never raw.
 func quote(s string) string { return strconv.Quote(s) }
-
-// typeName is a BSON type as MongoDB's $type operator names it, the name operators know.
-func typeName(t bson.Type) string {
-	switch t {
-	case bson.TypeDouble:
-		return "double"
-	case bson.TypeString:
-		return "string"
-	case bson.TypeEmbeddedDocument:
-		return "object"
-	case bson.TypeArray:
-		return "array"
-	case bson.TypeBinary:
-		return "binData"
-	case bson.TypeUndefined:
-		return "undefined"
-	case bson.TypeObjectID:
-		return "objectId"
-	case bson.TypeBoolean:
-		return "bool"
-	case bson.TypeDateTime:
-		return "date"
-	case bson.TypeRegex:
-		return "regex"
-	case bson.TypeDBPointer:
-		return "dbPointer"
-	case bson.TypeJavaScript:
-		return "javascript"
-	case bson.TypeSymbol:
-		return "symbol"
-	case bson.TypeCodeWithScope:
-		return "javascriptWithScope"
-	case bson.TypeInt32:
-		return "int"
-	case bson.TypeTimestamp:
-		return "timestamp"
-	case bson.TypeInt64:
-		return "long"
-	case bson.TypeDecimal128:
-		return "decimal"
-	case bson.TypeMinKey:
-		return "minKey"
-	case bson.TypeMaxKey:
-		return "maxKey"
-	}
-	return "type 0x" + hex.EncodeToString([]byte{byte(t)})
-}
