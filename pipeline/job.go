@@ -248,24 +248,7 @@ func (r *runner) jobCollection(ctx context.Context, o JobOptions, job Collection
 	if !leader {
 		return nil
 	}
-	var names []string
-	for _, t := range job.Transform.Tables() {
-		if !t.Derived {
-			names = append(names, t.FullName())
-		}
-	}
-	c, err := d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
-	if err != nil {
-		return err
-	}
-	if err := d.Target.Analyze(ctx, job.Transform.Tables()); err != nil {
-		return err
-	}
-	r.log.Info("collection completed", "collection", job.Name, "read", c.Read, "loaded", c.Loaded, "rejected", c.Rejected, "skipped", c.Skipped)
-	if r.o.MaxRejects.Exceeded(c.Rejected, c.Read, r.o.BatchSize, true) {
-		return &RejectLimitError{Collection: job.Name, Rejected: c.Rejected, Read: c.Read}
-	}
-	return nil
+	return r.completeCollection(ctx, job, started)
 }
 
 // stillRunning fails when the job's run ended while this process waited.

@@ -460,20 +460,27 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
 		return err
 	}
+	d.Progress.CollectionDone(job.Name)
+	return r.completeCollection(ctx, job, started)
+}
+
+// completeCollection records a collection's totals and checksum from its committed batches
+// (derived tables aside: they complete with their module), analyzes its tables, and applies
+// --max-rejects to the final counts.
+func (r *runner) completeCollection(ctx context.Context, job CollectionJob, started time.Time) error {
 	var names []string
 	for _, t := range job.Transform.Tables() {
 		if !t.Derived {
 			names = append(names, t.FullName())
 		}
 	}
-	c, err := d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
+	c, err := r.d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
 	if err != nil {
 		return err
 	}
-	if err := d.Target.Analyze(ctx, job.Transform.Tables()); err != nil {
+	if err := r.d.Target.Analyze(ctx, job.Transform.Tables()); err != nil {
 		return err
 	}
-	d.Progress.CollectionDone(job.Name)
 	r.log.Info("collection completed", "collection", job.Name, "read", c.Read, "loaded", c.Loaded, "rejected", c.Rejected,
 		"skipped", c.Skipped, "checksum", c.Checksum.String())
 	if r.o.MaxRejects.Exceeded(c.Rejected, c.Read, r.o.BatchSize, true) {
