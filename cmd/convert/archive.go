@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stellaops/convert/archive"
@@ -47,6 +49,21 @@ func cmdArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var nss []pipeline.Namespace
 	for _, j := range sel.jobs {
 		nss = append(nss, j.NS)
+	}
+	if module != "" {
+		// GridFS references (advisory_raw, vex.raw) do not name their bucket, so every bucket of
+		// the module's databases is archived: a superset of what the documents reference.
+		for _, db := range sel.dbs {
+			names, err := src.Collections(ctx, db)
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				if bucket, ok := strings.CutSuffix(n, ".files"); ok && slices.Contains(names, bucket+".chunks") {
+					nss = append(nss, pipeline.Namespace{DB: db, Collection: bucket + ".files"}, pipeline.Namespace{DB: db, Collection: bucket + ".chunks"})
+				}
+			}
+		}
 	}
 	res, err := archive.Write(ctx, src, nss, archive.Options{Out: out, Gzip: gz})
 	if errors.Is(err, archive.ErrOutNotEmpty) {

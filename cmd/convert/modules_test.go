@@ -106,6 +106,21 @@ func TestModulesOnSample(t *testing.T) {
 	}
 	verifyClean(t, dir, pgURL, rep.RunID)
 
+	// convert archive --module copies the module's collections and its GridFS buckets; the copy
+	// converts to the same checksums.
+	archived := filepath.Join(t.TempDir(), "archive")
+	ar := mustConvert(t, nil, "archive", "--from", dir, "--module", "concelier", "--out", archived)
+	if !strings.Contains(ar.stdout, "concelier.fs.files") || !strings.Contains(ar.stdout, "concelier.fs.chunks") {
+		t.Errorf("archive lacks the GridFS bucket:\n%s", ar.stdout)
+	}
+	fromArchive := parseReport(t, mustConvert(t, nil, "run", "--from", archived, "--to", pgtest.Database(t), "--module", "concelier",
+		"--create-schema", "--as-of", asOfS, "--json").stdout)
+	for name, sum := range checksums(fromArchive) {
+		if checksums(rep)[name] != sum {
+			t.Errorf("%s from the archive: %s, from the dump %s", name, sum, checksums(rep)[name])
+		}
+	}
+
 	// --replace of part of a module refuses while other collections' rows reference its
 	// derived tables; a --replace of the whole selection runs again to the same checksums.
 	partial := convert(t, nil, "run", "--from", dir, "--to", pgURL, "--module", "authority", "--collection", "authority_tokens", "--replace", "--as-of", asOfS)
