@@ -142,9 +142,15 @@ type differencesError struct{ n int }
 
 func (e *differencesError) Error() string { return fmt.Sprintf("verify found %d differences", e.n) }
 
+// newLogger logs to w: JSON lines with --json; on a terminal, where progress bars show the
+// work, only warnings and errors (info lines would tear the bars); text lines otherwise.
 func newLogger(w io.Writer, jsonLogs bool) *slog.Logger {
 	if jsonLogs {
 		return slog.New(slog.NewJSONHandler(w, nil))
 	}
-	return slog.New(slog.NewTextHandler(w, nil))
+	opts := &slog.HandlerOptions{}
+	if isTerminal(w) {
+		opts.Level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -26,12 +26,14 @@ type progress struct {
 	last   map[string]time.Time
 }
 
+// isTerminal tells whether w is a terminal (progress bars) rather than a file or pipe (logs).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func newProgress(w io.Writer, log *slog.Logger) *progress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	return &progress{tty: tty, w: w, log: log, bars: map[string]*progressbar.ProgressBar{},
+	return &progress{tty: isTerminal(w), w: w, log: log, bars: map[string]*progressbar.ProgressBar{},
 		counts: map[string]int64{}, starts: map[string]time.Time{}, last: map[string]time.Time{}}
 }
 
