@@ -8,6 +8,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -90,4 +91,27 @@ type CorruptError struct {
 
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("corrupt input %s at byte %d: %s", e.File, e.Offset, e.What)
+}
+
+// FileRange is a span of a dump file, [start, end) in bytes of the uncompressed stream; end -1
+// means to the end of the file. Plain files are split into such spans at document boundaries
+// so that several workers can read one large collection; the spans depend on the file alone.
+func FileRange(no int, start, end int64) Range {
+	r := Range{No: no, Lower: binary.BigEndian.AppendUint64(nil, uint64(start))}
+	if end >= 0 {
+		r.Upper = binary.BigEndian.AppendUint64(nil, uint64(end))
+	}
+	return r
+}
+
+// FileSpan returns a file range's bounds (0 and -1 for a whole-file range).
+func FileSpan(r Range) (start, end int64) {
+	end = -1
+	if len(r.Lower) == 8 {
+		start = int64(binary.BigEndian.Uint64(r.Lower))
+	}
+	if len(r.Upper) == 8 {
+		end = int64(binary.BigEndian.Uint64(r.Upper))
+	}
+	return start, end
 }

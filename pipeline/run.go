@@ -600,6 +600,9 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 	d := r.d
 	pr := Range{No: rg.No, TypeClass: rg.TypeClass, Lower: rg.Lower, Upper: rg.Upper}
 	from := Cursor{}
+	if rg.TypeClass == "" {
+		from.Offset, _ = FileSpan(pr)
+	}
 	if rg.LastSeq >= 0 {
 		from = Cursor{AfterID: rg.ResumeID, Offset: rg.EndOffset}
 	}

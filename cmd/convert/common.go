@@ -29,7 +29,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 // openSource recognises SRC: a MongoDB URI, else a mongodump directory or archive.
-func openSource(ctx context.Context, from string, rangeDocs int) (pipeline.Source, error) {
+func openSource(ctx context.Context, from string, rangeDocs int, spanBytes ...int64) (pipeline.Source, error) {
 	if from == "" {
 		from = os.Getenv("MONGO_URI")
 	}
@@ -42,7 +42,11 @@ func openSource(ctx context.Context, from string, rangeDocs int) (pipeline.Sourc
 	if _, err := os.Stat(from); err != nil {
 		return nil, usagef("--from %s: not a mongodb:// URI, and %v", from, err)
 	}
-	return dump.Open(ctx, from)
+	var o dump.Options
+	if len(spanBytes) > 0 {
+		o.SplitBytes = spanBytes[0]
+	}
+	return dump.OpenWith(ctx, from, o)
 }
 
 // openTarget connects to DSN, or DATABASE_URL, or the libpq variables, and prepares the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -248,4 +249,64 @@ func TestSameChecksumFromEverySource(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSplitDumpResume: a plain dump file split into byte spans is read by several workers;
+// killed and resumed, the result equals a one-range conversion, and verify is clean.
+func TestSplitDumpResume(t *testing.T) {
+	set := seedSet(3000, 0, 0)
+	var raw []bson.Raw
+	for _, d := range set["runs"] {
+		raw = append(raw, marshal(t, d))
+	}
+	dir := t.TempDir()
+	writeDumpDir(t, dir, "split", map[string][]bson.Raw{"runs": raw}, dump.None)
+	whole := checksums(parseReport(t, mustConvert(t, nil, "run", "--from", dir, "--to", pgtest.Database(t), "--json",
+		"--as-of", "2026-06-01T00:00:00Z", "--collection", "split.runs").stdout))
+
+	pgURL := pgtest.Database(t)
+	args := []string{"run", "--from", dir, "--to", pgURL, "--as-of", "2026-06-01T00:00:00Z", "--resume", "--workers", "2",
+		"--batch-size", "10", "--span-bytes", "200000", "--collection", "split.runs"}
+	kills := 0
+	for i := 0; i < 20; i++ {
+		cmd, wait := startConvert(t, args...)
+		done := make(chan int, 1)
+		go func() { c, _ := wait(); done <- c }()
+		select {
+		case code := <-done:
+			if code != 0 && code != 5 {
+				t.Fatalf("run exited %d", code)
+			}
+			if code == 0 {
+				i = 20
+			}
+		case <-time.After(time.Duration(150+40*i) * time.Millisecond):
+			_ = cmd.Process.Signal(os.Kill)
+			<-done
+			kills++
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no run was interrupted")
+	}
+	var listed struct {
+		Runs []report `json:"runs"`
+	}
+	mustUnmarshal(t, mustConvert(t, nil, "status", "--to", pgURL, "--json").stdout, &listed)
+	if len(listed.Runs) != 1 || listed.Runs[0].Status != "completed" {
+		t.Fatalf("runs after %d kills: %+v", kills, listed.Runs)
+	}
+	rep := listed.Runs[0]
+	conn := pgConn(t, pgURL)
+	var ranges int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM convert.ranges WHERE run_id = $1`, rep.RunID).Scan(&ranges); err != nil {
+		t.Fatal(err)
+	}
+	if ranges < 5 {
+		t.Errorf("the dump file was planned as %d ranges, want it split", ranges)
+	}
+	if got := checksums(rep)["split.runs"]; got != whole["split.runs"] || rep.Collections[0].Loaded != 3000 {
+		t.Errorf("split and resumed: checksum %s loaded %d; one range: %s", got, rep.Collections[0].Loaded, whole["split.runs"])
+	}
+	verifyClean(t, dir, pgURL, rep.RunID)
 }

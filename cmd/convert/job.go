@@ -94,7 +94,7 @@ func cmdJob(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if sel, err = selectionOfRun(run); err != nil {
 			return err
 		}
-		src, err := openSource(ctx, f.from, f.rangeDocs)
+		src, err := openSource(ctx, f.from, f.rangeDocs, f.spanBytes)
 		if err != nil {
 			return err
 		}
@@ -157,7 +157,7 @@ func cmdJob(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if sel, err = f.selection(asOf); err != nil {
 		return err
 	}
-	src, err := openSource(ctx, f.from, f.rangeDocs)
+	src, err := openSource(ctx, f.from, f.rangeDocs, f.spanBytes)
 	if err != nil {
 		return err
 	}

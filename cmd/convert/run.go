@@ -14,6 +14,7 @@ import (
 
 	"github.com/stellaops/convert/manifests"
 	"github.com/stellaops/convert/pipeline"
+	"github.com/stellaops/convert/pipeline/extract/dump"
 	"github.com/stellaops/convert/pipeline/extract/live"
 	"github.com/stellaops/convert/pipeline/load"
 	"github.com/stellaops/convert/tiers"
@@ -48,6 +49,7 @@ type convFlags struct {
 	from, to, module, asOfS, maxRej, report, config string
 	colls, sourceDB, sourceColl, tierDays           multiFlag
 	workers, batchSize, rangeDocs                   int
+	spanBytes                                       int64
 	replace, createSchema, fixStrings               bool
 	allowMissing, jsonL                             bool
 	retryFor                                        time.Duration
@@ -68,6 +70,7 @@ func (f *convFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "parallel ranges")
 	fs.IntVar(&f.batchSize, "batch-size", pipeline.DefaultBatchSize, "documents per batch (a batch also closes at 8 MiB)")
 	fs.IntVar(&f.rangeDocs, "range-docs", live.DefaultRangeDocs, "documents per planned range of a live collection")
+	fs.Int64Var(&f.spanBytes, "span-bytes", dump.DefaultSplitBytes, "bytes per planned range of a plain dump file")
 	fs.BoolVar(&f.replace, "replace", false, "truncate the selected tables and start a new run")
 	fs.BoolVar(&f.createSchema, "create-schema", false, "create the module schemas")
 	fs.StringVar(&f.maxRej, "max-rejects", "", "stop (exit 4) past N rejects or P% of documents read")
@@ -207,7 +210,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	src, err := openSource(ctx, from, rangeDocs)
+	src, err := openSource(ctx, from, rangeDocs, f.spanBytes)
 	if err != nil {
 		return err
 	}

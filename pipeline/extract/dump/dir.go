@@ -2,7 +2,9 @@ package dump
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -229,7 +231,7 @@ func (s *Source) dirLookup(ns pipeline.Namespace) (*dirColl, error) {
 	return c, nil
 }
 
-func scanDirFile(ctx context.Context, c *dirColl, from int64, fn func(bson.Raw, pipeline.Position) error) error {
+func scanDirFile(ctx context.Context, c *dirColl, from, end int64, fn func(bson.Raw, pipeline.Position) error) error {
 	if c.data == "" {
 		if from > 0 {
 			return &pipeline.CorruptError{File: c.meta, Offset: from, What: "resume offset in a collection without a data file"}
@@ -242,7 +244,55 @@ func scanDirFile(ctx context.Context, c *dirColl, from int64, fn func(bson.Raw, 
 	}
 	defer f.Close()
 	defer st.close()
+	if end >= 0 {
+		// A span ends at the first document that starts at or after its end.
+		stop := errors.New("span end")
+		err := scanStream(ctx, st, from, func(doc bson.Raw, pos pipeline.Position) error {
+			if pos.Start >= end {
+				return stop
+			}
+			return fn(doc, pos)
+		})
+		if err == stop {
+			return nil
+		}
+		return err
+	}
 	return scanStream(ctx, st, from, fn)
+}
+
+// splitPoints walks a plain data file's frames (reading only their lengths) and returns the
+// start of the first document at or after every multiple of span. It stops at a broken frame:
+// the last range then holds it, and its scan reports the corruption with its offset.
+func splitPoints(ctx context.Context, path string, size, span int64) ([]int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("dump file %s: %w", path, err)
+	}
+	defer f.Close()
+	var points []int64
+	var lenBuf [4]byte
+	next := span
+	for off := int64(0); off+4 <= size; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if off >= next {
+			points = append(points, off)
+			for next <= off {
+				next += span
+			}
+		}
+		if _, err := f.ReadAt(lenBuf[:], off); err != nil {
+			return points, nil
+		}
+		n := int64(binary.LittleEndian.Uint32(lenBuf[:]))
+		if n < minDocSize || n > maxDocSize || off+n > size {
+			return points, nil
+		}
+		off += n
+	}
+	return points, nil
 }
 
 // scanStream delivers every document of a stream of concatenated BSON documents from from.

@@ -333,7 +333,7 @@ func TestScanContract(t *testing.T) {
 			r pipeline.Range
 			c pipeline.Cursor
 		}{
-			{pipeline.Range{No: 1}, pipeline.Cursor{}},
+			{pipeline.Range{Lower: []byte{1, 2, 3}}, pipeline.Cursor{}},
 			{pipeline.Range{TypeClass: "string"}, pipeline.Cursor{}},
 			{pipeline.Range{}, pipeline.Cursor{AfterID: []byte{0x10, 1, 0, 0, 0}}},
 			{pipeline.Range{}, pipeline.Cursor{Offset: -1}},

@@ -27,7 +27,13 @@ type Source struct {
 	arch     *archiveIndex                  // kind "archive"
 	warnings []Warning
 	closed   atomic.Bool
+	// splitBytes is the span of a plain data file one range covers (see Plan).
+	splitBytes int64
 }
+
+// DefaultSplitBytes is the span of a plain .bson file one range covers: large collections are
+// read by several workers at once, and the spans depend on the file alone.
+const DefaultSplitBytes = 64 << 20
 
 // Warning is something odd about the input that does not stop a conversion, such as a
 // collection without a metadata file. The caller decides how to show it.
@@ -61,6 +67,17 @@ func IsDump(src string) bool {
 // zstd compressed (recognised by magic bytes). An archive's prelude is read and checked here;
 // a bad one is a *pipeline.CorruptError. Documents are read only by Scan.
 func Open(ctx context.Context, path string) (*Source, error) {
+	return OpenWith(ctx, path, Options{})
+}
+
+// Options tune a dump source.
+type Options struct {
+	// SplitBytes is the span of a plain data file one range covers; 0 means DefaultSplitBytes.
+	SplitBytes int64
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, path string, o Options) (*Source, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", path, err)
@@ -69,7 +86,10 @@ func Open(ctx context.Context, path string) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", path, err)
 	}
-	s := &Source{path: path, abs: abs}
+	s := &Source{path: path, abs: abs, splitBytes: DefaultSplitBytes}
+	if o.SplitBytes > 0 {
+		s.splitBytes = o.SplitBytes
+	}
 	if fi.IsDir() {
 		s.kind = "dump"
 		if err := s.indexDir(ctx); err != nil {
@@ -141,6 +161,19 @@ func (s *Source) Plan(ctx context.Context, ns pipeline.Namespace) (pipeline.Coll
 			return pipeline.CollectionPlan{}, fmt.Errorf("dump file %s: %w", c.data, err)
 		}
 		plan.Bytes = fi.Size()
+		if c.dataComp == None && fi.Size() > s.splitBytes {
+			bounds, err := splitPoints(ctx, c.data, fi.Size(), s.splitBytes)
+			if err != nil {
+				return pipeline.CollectionPlan{}, err
+			}
+			plan.Ranges = plan.Ranges[:0]
+			var start int64
+			for _, b := range bounds {
+				plan.Ranges = append(plan.Ranges, pipeline.FileRange(len(plan.Ranges), start, b))
+				start = b
+			}
+			plan.Ranges = append(plan.Ranges, pipeline.FileRange(len(plan.Ranges), start, -1))
+		}
 		return plan, nil
 	}
 	if _, ok := s.arch.colls[ns]; !ok {
@@ -167,8 +200,10 @@ func (s *Source) Scan(ctx context.Context, ns pipeline.Namespace, r pipeline.Ran
 	if err := s.check(ctx); err != nil {
 		return err
 	}
-	if r.No != 0 || r.TypeClass != "" || r.Lower != nil || r.Upper != nil {
-		return fmt.Errorf("dump %s: %s: a dump has one file range per collection, not range %d %q", s.path, ns, r.No, r.TypeClass)
+	start, end := pipeline.FileSpan(r)
+	if r.TypeClass != "" || (r.No != 0 || start != 0 || end != -1) && s.kind != "dump" ||
+		r.Lower != nil && len(r.Lower) != 8 || r.Upper != nil && len(r.Upper) != 8 {
+		return fmt.Errorf("dump %s: %s: not a range of this dump: range %d %q", s.path, ns, r.No, r.TypeClass)
 	}
 	if from.AfterID != nil {
 		return fmt.Errorf("dump %s: %s: a dump resumes at a byte offset, not after an _id", s.path, ns)
@@ -181,7 +216,7 @@ func (s *Source) Scan(ctx context.Context, ns pipeline.Namespace, r pipeline.Ran
 		if err != nil {
 			return err
 		}
-		return scanDirFile(ctx, c, from.Offset, fn)
+		return scanDirFile(ctx, c, max(from.Offset, start), end, fn)
 	}
 	return s.scanArchive(ctx, ns, from.Offset, fn)
 }
