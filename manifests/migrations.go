@@ -116,6 +116,23 @@ CREATE TABLE convert.rejects (
 );
 CREATE INDEX rejects_by_collection ON convert.rejects (run_id, collection);
 `},
+	{"0002_delta", `
+-- The primary keys a delta run produced, per table, committed with their batch: what is not
+-- here when a collection completes is deleted from the target.
+CREATE TABLE convert.delta_keys (
+    run_id text  NOT NULL,
+    tbl    text  NOT NULL,
+    key    bytea NOT NULL,
+    PRIMARY KEY (run_id, tbl, key)
+);
+-- The derived rows a delta run produced (checksum encoding), to rebuild derived tables exactly.
+CREATE TABLE convert.delta_derived (
+    run_id text  NOT NULL,
+    tbl    text  NOT NULL,
+    row    bytea NOT NULL
+);
+CREATE INDEX delta_derived_by_table ON convert.delta_derived (run_id, tbl);
+`},
 }
 
 // Migrate brings schema `convert` up to date. Concurrent callers serialize on an advisory lock;

@@ -40,6 +40,9 @@ type Batch struct {
 	// Claim, when set, makes the commit conditional on the range still being claimed by this
 	// worker at this epoch (job mode).
 	Claim *Claim
+	// Delta makes the commit upsert rows and record their keys (run --delta): rows the run
+	// does not produce are deleted when the collection completes.
+	Delta bool
 }
 
 // Claim identifies a worker's hold on a range.
@@ -57,6 +60,7 @@ func (b *Batch) Reset() {
 	b.StartOffset, b.EndOffset = 0, 0
 	b.StringsFixed, b.Collapsed = 0, 0
 	b.Claim = nil
+	b.Delta = false
 }
 
 // Committed is what a Sink wrote for a batch.

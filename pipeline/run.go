@@ -64,10 +64,12 @@ func (l RejectLimit) Exceeded(rejected, read int64, batchSize int, final bool) b
 // Options are a run's settings. Those that change the result are in Result: a resume compares
 // them with the run's record.
 type Options struct {
-	RunID      string // continue this run
-	Resume     bool   // continue the latest unfinished run of the same selection
-	Replace    bool   // truncate the selected tables first
-	Kind       string // run (default), job, delta
+	RunID   string // continue this run
+	Resume  bool   // continue the latest unfinished run of the same selection
+	Replace bool   // truncate the selected tables first
+	Kind    string // run (default), job, delta
+	// SinceRun is the completed run a delta catches up from (Kind "delta").
+	SinceRun   string
 	Workers    int
 	BatchSize  int
 	BatchBytes int
@@ -120,6 +122,10 @@ type Target interface {
 	Exec(ctx context.Context, sql string) error
 	// TableSum recomputes a table's checksum from its rows (derived tables).
 	TableSum(ctx context.Context, tb Table) (manifests.TableSum, error)
+	// DeleteUnproduced and RebuildDerived finish a delta run's collections and modules: rows
+	// the run did not produce are deleted, derived tables rebuilt from what it produced.
+	DeleteUnproduced(ctx context.Context, runID string, tables []Table) error
+	RebuildDerived(ctx context.Context, runID string, tb Table) error
 }
 
 // Progress receives progress events; implementations must be safe for concurrent use.
@@ -261,6 +267,27 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 	if err := d.Target.Prepare(ctx, tables); err != nil {
 		return nil, err
 	}
+	if o.Kind == "delta" && existing == nil {
+		since, err := d.Store.GetRun(ctx, o.SinceRun)
+		if errors.Is(err, manifests.ErrNoRun) {
+			return nil, usagef("--since-run %s: no such run in the target", o.SinceRun)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if since.Status != manifests.StatusCompleted {
+			return nil, usagef("--since-run %s: the run is %s, not completed", since.ID, since.Status)
+		}
+		if since.Selection != o.Selection {
+			return nil, usagef("--since-run %s converted %s, not %s", since.ID, since.Selection, o.Selection)
+		}
+		if err := sameResultOptions(since, result, "--since-run "+since.ID); err != nil {
+			return nil, err
+		}
+		if !o.AsOf.IsZero() && !o.AsOf.After(since.AsOf) {
+			return nil, usagef("--as-of %s is not after run %s's as-of %s", o.AsOf.Format(time.RFC3339Nano), since.ID, since.AsOf.Format(time.RFC3339Nano))
+		}
+	}
 	if existing != nil {
 		if err := r.checkResume(existing, result); err != nil {
 			return nil, err
@@ -310,6 +337,11 @@ func (r *runner) checkResume(run *manifests.Run, result []byte) error {
 	if run.SourceFingerprint != r.d.Source.Fingerprint() {
 		return usagef("cannot resume run %s: its source was %s, not %s", run.ID, run.SourceFingerprint, r.d.Source.Fingerprint())
 	}
+	return sameResultOptions(run, result, "cannot resume run "+run.ID)
+}
+
+// sameResultOptions refuses when the recorded result-affecting options differ from these.
+func sameResultOptions(run *manifests.Run, result []byte, what string) error {
 	var was, now map[string]any
 	_ = json.Unmarshal(run.Options, &was)
 	_ = json.Unmarshal(result, &now)
@@ -317,12 +349,12 @@ func (r *runner) checkResume(run *manifests.Run, result []byte) error {
 		wb, _ := json.Marshal(was[k])
 		nb, _ := json.Marshal(v)
 		if string(wb) != string(nb) {
-			return usagef("cannot resume run %s: option %s was %s, now %s", run.ID, k, wb, nb)
+			return usagef("%s: option %s was %s, now %s", what, k, wb, nb)
 		}
 	}
 	for k := range was {
 		if _, ok := now[k]; !ok {
-			return usagef("cannot resume run %s: option %s was set, now it is not", run.ID, k)
+			return usagef("%s: option %s was set, now it is not", what, k)
 		}
 	}
 	return nil
@@ -366,6 +398,14 @@ func (r *runner) completeDerived(ctx context.Context, module string) error {
 	}
 	if len(derived) == 0 {
 		return nil
+	}
+	if r.run.Kind == "delta" {
+		// Children first: user_roles before roles, as they are listed after them.
+		for i := len(derived) - 1; i >= 0; i-- {
+			if err := r.d.Target.RebuildDerived(ctx, r.run.ID, derived[i]); err != nil {
+				return err
+			}
+		}
 	}
 	sums := manifests.TableSums{}
 	rows := map[string]int64{}
@@ -459,6 +499,18 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 	if err := g.Wait(); err != nil {
 		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
 		return err
+	}
+	if r.run.Kind == "delta" {
+		var own []Table
+		tabs := job.Transform.Tables()
+		for i := len(tabs) - 1; i >= 0; i-- { // children first
+			if !tabs[i].Derived {
+				own = append(own, tabs[i])
+			}
+		}
+		if err := d.Target.DeleteUnproduced(ctx, r.run.ID, own); err != nil {
+			return err
+		}
 	}
 	d.Progress.CollectionDone(job.Name)
 	return r.completeCollection(ctx, job, started)
@@ -667,6 +719,7 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 			b.Reset()
 			b.RunID, b.Collection, b.RangeNo, b.Seq, b.Tables, b.File = r.run.ID, job.Name, rg.No, seq, tables, file
 			b.Claim = claim
+			b.Delta = r.run.Kind == "delta"
 			b.StartOffset = from.Offset
 			seq++
 			return nil

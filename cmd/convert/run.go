@@ -150,8 +150,15 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if modes > 1 {
 		return usagef("--run-id, --resume and --replace exclude each other")
 	}
+	kind := "run"
 	if delta || sinceRun != "" {
-		return usagef("--delta is not available in this version")
+		if !delta || sinceRun == "" {
+			return usagef("--delta and --since-run R go together")
+		}
+		if f.replace || runID != "" {
+			return usagef("--delta excludes --replace and --run-id (use --resume to continue a delta)")
+		}
+		kind = "delta"
 	}
 	if err := f.parse(); err != nil {
 		return err
@@ -195,7 +202,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				return err
 			}
 		} else if resume {
-			if prev, err = store.LatestUnfinished(ctx, sel.key, "run"); err != nil {
+			if prev, err = store.LatestUnfinished(ctx, sel.key, kind); err != nil {
 				return err
 			}
 		}
@@ -223,7 +230,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	progress := newProgress(stderr, logger)
 	defer progress.Close()
 	o := pipeline.Options{
-		RunID: runID, Resume: resume, Replace: replace, Workers: workers, BatchSize: batchSize, MaxRejects: limit,
+		RunID: runID, Resume: resume, Replace: replace, Kind: kind, SinceRun: sinceRun, Workers: workers, BatchSize: batchSize, MaxRejects: limit,
 		RetryFor: retryFor, AsOf: asOf, Selection: sel.key, Modules: sel.modules, Collections: sel.colls, Result: sel.result,
 		ToolVersion: toolVersion, TransformVersion: sel.version,
 	}

@@ -251,6 +251,20 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 			if err := copyDerived(ctx, tx, t, cols, ti, buf, n); err != nil {
 				return fmt.Errorf("collection %s: %w", b.Collection, err)
 			}
+			if b.Delta {
+				if err := stageDerived(ctx, tx, b, ti, want); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if b.Delta {
+			if err := upsert(ctx, tx, t, cols, ti, buf, n); err != nil {
+				return fmt.Errorf("collection %s: %w", b.Collection, err)
+			}
+			if err := recordKeys(ctx, tx, b, ti, want); err != nil {
+				return err
+			}
 			continue
 		}
 		tag, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySQL(t, cols))
@@ -267,7 +281,7 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 // copyDerived loads derived rows through a temporary table, then inserts them with the table's
 // conflict action: several documents, batches and workers produce the same derived row.
 func copyDerived(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Column, ti int, buf []byte, n int) error {
-	tmp := fmt.Sprintf("convert_derived_%d", ti)
+	tmp := tempName("convert_derived_", t)
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = pipeline.QuoteIdent(c.Name)

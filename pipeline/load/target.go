@@ -311,6 +311,16 @@ func firstLine(s string) string {
 	return s
 }
 
+// DeleteUnproduced implements pipeline.Target (delta runs).
+func (t *Target) DeleteUnproduced(ctx context.Context, runID string, tables []pipeline.Table) error {
+	return DeleteUnproduced(ctx, t.pool, runID, tables)
+}
+
+// RebuildDerived implements pipeline.Target (delta runs).
+func (t *Target) RebuildDerived(ctx context.Context, runID string, tb pipeline.Table) error {
+	return RebuildDerived(ctx, t.pool, runID, tb)
+}
+
 // TableSum implements pipeline.Target.
 func (t *Target) TableSum(ctx context.Context, tb pipeline.Table) (manifests.TableSum, error) {
 	return ReadTableSum(ctx, t.pool, tb)
