@@ -21,7 +21,7 @@ import (
 
 // upsert loads rows through a temporary table, then inserts them, updating rows whose key
 // exists and whose values differ.
-func upsert(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Column, ti int, buf []byte, n int) error {
+func upsert(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Column, buf []byte, n int) error {
 	if len(t.PrimaryKey) == 0 {
 		return fmt.Errorf("delta into %s: the table has no primary key", t.FullName())
 	}

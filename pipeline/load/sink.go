@@ -248,7 +248,7 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 			continue
 		}
 		if t.Derived {
-			if err := copyDerived(ctx, tx, t, cols, ti, buf, n); err != nil {
+			if err := copyDerived(ctx, tx, t, cols, buf, n); err != nil {
 				return fmt.Errorf("collection %s: %w", b.Collection, err)
 			}
 			if b.Delta {
@@ -259,7 +259,7 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 			continue
 		}
 		if b.Delta {
-			if err := upsert(ctx, tx, t, cols, ti, buf, n); err != nil {
+			if err := upsert(ctx, tx, t, cols, buf, n); err != nil {
 				return fmt.Errorf("collection %s: %w", b.Collection, err)
 			}
 			if err := recordKeys(ctx, tx, b, ti, want); err != nil {
@@ -280,7 +280,7 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 
 // copyDerived loads derived rows through a temporary table, then inserts them with the table's
 // conflict action: several documents, batches and workers produce the same derived row.
-func copyDerived(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Column, ti int, buf []byte, n int) error {
+func copyDerived(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Column, buf []byte, n int) error {
 	tmp := tempName("convert_derived_", t)
 	names := make([]string, len(cols))
 	for i, c := range cols {
