@@ -5,12 +5,16 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stellaops/convert/internal/ferrettest"
 	"github.com/stellaops/convert/internal/pgtest"
+	"github.com/stellaops/convert/internal/sample"
+	"github.com/stellaops/convert/pipeline/extract/dump"
 )
 
 // startConvert starts the binary in the background; wait returns its exit code and stderr.
@@ -154,4 +158,56 @@ func TestJobWorkerKilledMidBatch(t *testing.T) {
 	if st := mustConvert(t, nil, "status", "--to", pgURL, "--run-id", runID); !strings.Contains(st.stdout, "completed") {
 		t.Errorf("status: %s", st.stdout)
 	}
+}
+
+// TestJobStopsCleanlyAndRecordsItself: a module job stopped with SIGTERM exits 143 with its run
+// stopped and no half batch; a new job resumes it to completion, records itself in the module
+// schema's ledger as a data migration with its checksum and applied_at, and verify is clean.
+func TestJobStopsCleanlyAndRecordsItself(t *testing.T) {
+	asOf := sample.DefaultAsOf
+	colls := sample.Generate(sample.Options{Seed: 5, Scale: 2, AsOf: asOf})
+	dir := filepath.Join(t.TempDir(), "dump")
+	if err := sample.WriteDump(context.Background(), dir, colls, dump.None); err != nil {
+		t.Fatal(err)
+	}
+	pgURL := pgtest.Database(t)
+	args := []string{"job", "--from", dir, "--to", pgURL, "--module", "scheduler", "--create-schema", "--as-of", asOf.Format(time.RFC3339),
+		"--batch-size", "10", "--workers", "1", "--rate", "300"}
+	cmd, wait := startConvert(t, args...)
+	time.Sleep(1500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if code, stderr := wait(); code != 143 {
+		t.Fatalf("SIGTERM: exit %d, want 143\n%s", code, stderr)
+	}
+	conn := pgConn(t, pgURL)
+	var status string
+	var half int
+	if err := conn.QueryRow(t.Context(), `SELECT status FROM convert.runs WHERE kind = 'job'`).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if status != "stopped" {
+		t.Errorf("run after SIGTERM is %s, want stopped", status)
+	}
+	// Every committed batch carries exactly its rows: no half batch.
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM (SELECT sum(loaded) AS l FROM convert.batches WHERE collection = 'scheduler.schedules') b
+WHERE b.l <> (SELECT count(*) FROM scheduler.schedules)`).Scan(&half); err != nil {
+		t.Fatal(err)
+	}
+	if half != 0 {
+		t.Error("rows in scheduler.schedules differ from the committed batches' counts")
+	}
+	if code, stderr := func() (int, string) { _, w := startConvert(t, args[:len(args)-2]...); return w() }(); code != 0 {
+		t.Fatalf("resumed job: exit %d\n%s", code, stderr)
+	}
+	runID := jobRunID(t, pgURL)
+	var name string
+	var applied *time.Time
+	var sum []byte
+	if err := conn.QueryRow(t.Context(), `SELECT name, checksum, applied_at FROM scheduler.schema_migrations WHERE kind = 'dm' AND version = $1`, "convert-"+runID).Scan(&name, &sum, &applied); err != nil {
+		t.Fatalf("data migration row: %v", err)
+	}
+	if applied == nil || len(sum) != 32 {
+		t.Errorf("data migration row: applied_at %v, checksum %x", applied, sum)
+	}
+	verifyClean(t, dir, pgURL, runID)
 }
