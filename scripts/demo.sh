@@ -105,7 +105,8 @@ cmd_run() {
 		die "convert run failed with exit code $rc (log above; all of it in .demo/convert.log)"
 	fi
 	local run_id
-	run_id="$(sed -n 's/^  "run_id": "\(.*\)",$/\1/p' "$state/report.json" | head -n 1)"
+	run_id="$(sed -n 's/^  "run_id": "\(.*\)",$/\1/p' "$state/report.json")"
+	run_id="${run_id%%$'\n'*}"
 	[[ -n "$run_id" ]] || die "no run id in .demo/report.json"
 	log "verifying run $run_id against the sample (re-extract, re-transform, compare checksums)"
 	rc=0
