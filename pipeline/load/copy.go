@@ -10,6 +10,18 @@ import (
 
 var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 
+// CopyHeader is the header of a binary COPY stream (a new slice each call).
+func CopyHeader() []byte { return append([]byte(nil), copyHeader...) }
+
+// CopyTrailer ends a binary COPY stream.
+func CopyTrailer() []byte { return []byte{0xFF, 0xFF} }
+
+// AppendCopyRow appends a row, given in checksum encoding (pipeline.RowBuffer), as a tuple of
+// the binary COPY stream the sink sends: benchmarks stream exactly these bytes.
+func AppendCopyRow(dst []byte, cols []pipeline.Column, row []byte) ([]byte, error) {
+	return appendCopyRow(dst, cols, row)
+}
+
 // appendCopyRow converts one row from checksum encoding (pipeline.RowBuffer) to a tuple of
 // PostgreSQL's binary COPY format. The two differ only in NULLs and in jsonb and numeric, which
 // checksums take as text and COPY as binary.
