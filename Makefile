@@ -55,19 +55,19 @@ lint:
 	$(GO) vet ./...
 	cd tools/ferretdb && $(GO) vet ./...
 
-# The benchmark of ../shared/spec/bench.md (bench/cmd/bench): throwaway PostgreSQL 15 and
+# The benchmark of ../shared/spec/bench.md (cmd/bench): throwaway PostgreSQL 15 and
 # FerretDB, figures as ratios against the limit and the naive path measured in the same run,
 # JSON in bench/results/. Knobs are BENCH_* variables (see bench/README.md), e.g.
 # `make bench BENCH_DOCS=20000`. The default size keeps `make bench` within about 20 minutes on
 # 2 cores; bench-scale runs 1 M and 5 M documents per shape (JSONB capped at 20 GB of source).
 BENCH_DOCS ?= 200000
 bench: build ferretdb
-	$(GO) build -o bin/bench ./bench/cmd/bench
+	$(GO) build -o bin/bench ./cmd/bench
 	bin/bench -docs '$(BENCH_DOCS)'
 
 .PHONY: bench-scale
 bench-scale: build ferretdb
-	$(GO) build -o bin/bench ./bench/cmd/bench
+	$(GO) build -o bin/bench ./cmd/bench
 	bin/bench -docs 1000000,5000000 -timeout "$${BENCH_TIMEOUT:-10h}"
 
 # Converts the bundled sample (cmd/samplegen, fixed as-of) into $DATABASE_URL, the PG*
