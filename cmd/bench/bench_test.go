@@ -111,7 +111,7 @@ func TestShapesLoad(t *testing.T) {
 }
 
 // BenchmarkTransform is the transform stage under the Go benchmark runner, for profiles:
-// go test ./bench/cmd/bench -run '^$' -bench Transform -cpuprofile cpu.out
+// go test ./cmd/bench -run '^$' -bench Transform -cpuprofile cpu.out
 func BenchmarkTransform(b *testing.B) {
 	for _, sh := range shapes {
 		b.Run(sh.Name, func(b *testing.B) {
