@@ -37,26 +37,13 @@ func appendJSONString(dst, s []byte, fix bool) (_ []byte, mended bool, fault str
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			switch c {
-			case 0:
+			if c == 0 {
 				if !fix {
 					return dst, false, faultNUL
 				}
 				mended = true
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			} else {
+				dst = appendEscapedByte(dst, c)
 			}
 			i++
 			start = i
@@ -149,4 +136,24 @@ func stringFaultReason(what, s string) string {
 		}
 	}
 	return what + " " + faultUTF8
+}
+
+// appendEscapedByte escapes an ASCII byte below 0x20, a quote or a backslash as PostgreSQL's
+// escape_json does: the short escapes where JSON has them, \u00XX (lowercase hex) otherwise.
+func appendEscapedByte(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 }
