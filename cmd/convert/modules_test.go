@@ -83,21 +83,55 @@ func TestModulesOnSample(t *testing.T) {
 		rejected[coll+"/"+id] = reason
 	}
 	rows.Close()
-	planted := map[string]bool{}
-	for _, p := range sample.Planted() {
-		key := moduleOfDB[p.DB] + "." + p.Collection + "/" + p.ID
-		planted[key] = true
-		_, isRejected := rejected[key]
-		switch p.Expect {
-		case sample.ExpectReject:
-			if !isRejected {
-				t.Errorf("planted %s (%s: %s) was not rejected", key, p.Kind, p.What)
-			}
-		default:
-			if isRejected {
-				t.Errorf("planted %s (%s, expected %s) was rejected: %s", key, p.What, p.Expect, rejected[key])
+	// The main table of each collection: its first table that is not derived (authority.tenants).
+	mainTable := map[string]string{}
+	for _, c := range plan.Collections {
+		for _, tb := range c.Tables {
+			if tb != "authority.tenants" {
+				mainTable[c.Collection] = tb
+				break
 			}
 		}
+	}
+	loaded := func(coll, id string) (bool, bool) {
+		tb := mainTable[coll]
+		if tb == "" || tb == "vuln.source_states" { // keyed by the source, no mongo_id
+			return false, false
+		}
+		var n int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM `+tb+` WHERE mongo_id = $1`, id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0, true
+	}
+	planted := map[string]bool{}
+	checkedLoad := 0
+	for _, p := range sample.Planted() {
+		coll := moduleOfDB[p.DB] + "." + p.Collection
+		key := coll + "/" + p.ID
+		planted[key] = true
+		_, isRejected := rejected[key]
+		isLoaded, known := loaded(coll, p.ID)
+		if known && p.Expect != sample.ExpectReject {
+			checkedLoad++
+		}
+		switch p.Expect {
+		case sample.ExpectReject:
+			if !isRejected || isLoaded {
+				t.Errorf("planted %s (%s: %s): rejected %v, loaded %v; want rejected", key, p.Kind, p.What, isRejected, isLoaded)
+			}
+		case sample.ExpectSkip:
+			if isRejected || (known && isLoaded) {
+				t.Errorf("planted %s (%s): rejected %v, loaded %v; want skipped", key, p.What, isRejected, isLoaded)
+			}
+		case sample.ExpectLoad:
+			if isRejected || (known && !isLoaded) {
+				t.Errorf("planted %s (%s): rejected %v (%s), loaded %v; want loaded", key, p.What, isRejected, rejected[key], isLoaded)
+			}
+		}
+	}
+	if checkedLoad < 15 {
+		t.Errorf("only %d planted load/skip outcomes could be checked against the tables", checkedLoad)
 	}
 	for key, reason := range rejected {
 		if !planted[key] {
