@@ -106,7 +106,29 @@ func TestDeltaModules(t *testing.T) {
 		}
 		return append(d, bson.E{Key: key, Value: v})
 	}
+	// The planted duplicate user (two acme/jdoe): deleting the winner makes the other one win,
+	// while the old winner's row still holds the key in the target.
+	var jdoe []string
+	for _, c := range colls {
+		if c.Name != "authority_users" {
+			continue
+		}
+		for _, raw := range c.Docs {
+			u, _ := bson.Raw(raw).Lookup("username").StringValueOK()
+			tn, _ := bson.Raw(raw).Lookup("tenant").StringValueOK()
+			if u == "jdoe" && tn == "urn:tenant:acme" {
+				jdoe = append(jdoe, bson.Raw(raw).Lookup("_id").ObjectID().Hex())
+			}
+		}
+	}
+	if len(jdoe) != 2 {
+		t.Fatalf("the sample has %d acme/jdoe users, want the planted pair", len(jdoe))
+	}
+	winner := min(jdoe[0], jdoe[1])
 	mutate("authority_users", func(i int, d bson.D) (bson.D, bool) {
+		if id, ok := d[0].Value.(bson.ObjectID); ok && id.Hex() == winner {
+			return d, false
+		}
 		switch {
 		case i%17 == 0:
 			return d, false // deleted: its tokens lose their parent

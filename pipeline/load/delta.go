@@ -21,7 +21,7 @@ import (
 
 // upsert loads rows through a temporary table, then inserts them, updating rows whose key
 // exists and whose values differ.
-func upsert(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Column, buf []byte, n int) error {
+func upsert(ctx context.Context, tx pgx.Tx, runID string, t pipeline.Table, cols []pipeline.Column, buf []byte, n int) error {
 	if len(t.PrimaryKey) == 0 {
 		return fmt.Errorf("delta into %s: the table has no primary key", t.FullName())
 	}
@@ -63,6 +63,9 @@ func upsert(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Co
 	for i, k := range t.PrimaryKey {
 		keys[i] = pipeline.QuoteIdent(k)
 	}
+	if err := clearUniqueKeys(ctx, tx, runID, t, cols, tmp); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO `+t.Ident()+` AS t (`+list+`) SELECT `+list+` FROM `+tmp+
 		` ON CONFLICT (`+strings.Join(keys, ", ")+`) `+action); err != nil {
 		return fmt.Errorf("delta %s: upsert: %w", t.FullName(), err)
@@ -74,6 +77,45 @@ func upsert(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeline.Co
 // pooled connection keeps its temporary tables across batches of different collections.
 func tempName(prefix string, t pipeline.Table) string {
 	return pipeline.QuoteIdent(prefix + t.Schema + "__" + t.Name)
+}
+
+// clearUniqueKeys deletes (cascading) the target rows that hold a unique key one of the staged
+// rows now claims under another primary key, when this delta run has not produced them: the
+// key's winner changed (the old one left the source or lost its place), and the old row would
+// otherwise refuse the new one until the collection's deletions. A row the run did produce is
+// never touched (a partial unique key, e.g. schedules WHERE deleted_at IS NULL, lets both stand).
+func clearUniqueKeys(ctx context.Context, tx pgx.Tx, runID string, t pipeline.Table, cols []pipeline.Column, tmp string) error {
+	if len(t.Unique) == 0 {
+		return nil
+	}
+	var pkExpr, pkX, pkS []string
+	for _, k := range t.PrimaryKey {
+		for _, c := range cols {
+			if c.Name == k {
+				e, err := keyExpr("x", c)
+				if err != nil {
+					return err
+				}
+				pkExpr = append(pkExpr, e)
+			}
+		}
+		pkX = append(pkX, "x."+pipeline.QuoteIdent(k))
+		pkS = append(pkS, "s."+pipeline.QuoteIdent(k))
+	}
+	for _, u := range t.Unique {
+		var ux, us []string
+		for _, c := range u {
+			ux = append(ux, "x."+pipeline.QuoteIdent(c))
+			us = append(us, "s."+pipeline.QuoteIdent(c))
+		}
+		sel := `SELECT x.ctid AS rid, x.tableoid AS roid FROM ` + t.Ident() + ` x JOIN ` + tmp + ` s ON ROW(` + strings.Join(ux, ", ") + `) = ROW(` +
+			strings.Join(us, ", ") + `) WHERE ROW(` + strings.Join(pkX, ", ") + `) <> ROW(` + strings.Join(pkS, ", ") + `)
+  AND NOT EXISTS (SELECT 1 FROM convert.delta_keys k WHERE k.run_id = $1 AND k.tbl = $2 AND k.key = ` + strings.Join(pkExpr, " || ") + `)`
+		if err := cascadeDelete(ctx, tx, t, sel, []any{runID, t.FullName()}, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func quoted(cols []pipeline.Column) []string {

@@ -259,7 +259,7 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 			continue
 		}
 		if b.Delta {
-			if err := upsert(ctx, tx, t, cols, buf, n); err != nil {
+			if err := upsert(ctx, tx, b.RunID, t, cols, buf, n); err != nil {
 				return fmt.Errorf("collection %s: %w", b.Collection, err)
 			}
 			if err := recordKeys(ctx, tx, b, ti, want); err != nil {
