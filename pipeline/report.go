@@ -44,6 +44,8 @@ type CollectionReport struct {
 	Checksum            string           `json:"checksum"`
 	ElapsedS            float64          `json:"elapsed_s"`
 	DocsPerS            float64          `json:"docs_per_s"`
+	RangesDone          int              `json:"ranges_done"`
+	RangesTotal         int              `json:"ranges_total"`
 }
 
 // Totals sums the collections.
@@ -91,6 +93,9 @@ func BuildReport(ctx context.Context, store *manifests.Store, runID string) (*Re
 		}
 		for _, n := range cr.SkippedByReason {
 			cr.Skipped += n
+		}
+		if cr.RangesDone, cr.RangesTotal, err = store.RangeCounts(ctx, runID, c.Name); err != nil {
+			return nil, err
 		}
 		if c.Checksum != nil {
 			cr.Checksum = c.Checksum.String()

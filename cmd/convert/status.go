@@ -58,6 +58,13 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return writeJSON(stdout, rep)
 	}
 	printReport(stdout, rep)
+	if rep.Status == "running" {
+		t := newTable(stdout, "COLLECTION", "STATUS", "RANGES DONE")
+		for _, c := range rep.Collections {
+			t.row(c.Collection, c.Status, fmt.Sprintf("%d/%d", c.RangesDone, c.RangesTotal))
+		}
+		t.flush()
+	}
 	if rep.Error != "" {
 		fmt.Fprintf(stdout, "error: %s\n", rep.Error)
 	}
