@@ -86,6 +86,19 @@ func TestJobSharedByThreeWorkers(t *testing.T) {
 	if second.code != 5 {
 		t.Errorf("second job: exit %d, want 5\n%s", second.code, second.stderr)
 	}
+	// status shows the running job's live progress from the manifest tables.
+	var live struct {
+		Runs []struct {
+			Status      string `json:"status"`
+			Collections []struct {
+				RangesTotal int `json:"ranges_total"`
+			} `json:"collections"`
+		} `json:"runs"`
+	}
+	mustUnmarshal(t, mustConvert(t, nil, "status", "--to", pgURL, "--json").stdout, &live)
+	if len(live.Runs) != 1 || live.Runs[0].Status != "running" || len(live.Runs[0].Collections) != 1 || live.Runs[0].Collections[0].RangesTotal < 10 {
+		t.Errorf("status while the job runs: %+v", live)
+	}
 	_, waitJ1 := startConvert(t, append([]string{"job", "--join", "--wait-for-job", "10s", "--rate", "600"}, common...)...)
 	_, waitJ2 := startConvert(t, append([]string{"job", "--join", "--wait-for-job", "10s", "--rate", "600"}, common...)...)
 	for name, w := range map[string]func() (int, string){"job": waitJob, "join 1": waitJ1, "join 2": waitJ2} {
