@@ -21,6 +21,9 @@ type Report struct {
 	FinishedAt    *time.Time         `json:"finished_at,omitempty"`
 	Collections   []CollectionReport `json:"collections"`
 	Totals        Totals             `json:"totals"`
+	// Unmapped lists the source collections of the selection's databases that nothing
+	// converted (GridFS buckets, system collections, views, strays), set by the command.
+	Unmapped []string `json:"unmapped"`
 }
 
 // CollectionReport is one collection's line of the report.
@@ -71,7 +74,8 @@ func BuildReport(ctx context.Context, store *manifests.Store, runID string) (*Re
 		return nil, err
 	}
 	rep := &Report{FormatVersion: FormatVersion, RunID: run.ID, Status: run.Status, Error: run.Error, AsOf: run.AsOf,
-		Source: run.SourceFingerprint, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt, Collections: []CollectionReport{}}
+		Source: run.SourceFingerprint, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt, Collections: []CollectionReport{},
+		Unmapped: []string{}}
 	for _, c := range colls {
 		if c.Status != "completed" {
 			tot, err := store.Totals(ctx, runID, c.Name)

@@ -190,3 +190,24 @@ func logSourceWarnings(src pipeline.Source, log *slog.Logger) {
 		}
 	}
 }
+
+// unmappedCollections lists the collections of the selection's databases that no job reads.
+func unmappedCollections(ctx context.Context, src pipeline.Source, sel *selection) ([]string, error) {
+	mapped := map[string]bool{}
+	for _, j := range sel.jobs {
+		mapped[j.NS.String()] = true
+	}
+	out := []string{}
+	for _, db := range sel.dbs {
+		names, err := src.Collections(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !mapped[db+"."+n] {
+				out = append(out, db+"."+n)
+			}
+		}
+	}
+	return out, nil
+}

@@ -284,8 +284,9 @@ func deref(s *string) string {
 
 // report is the subset of the JSON report the tests read.
 type report struct {
-	RunID       string `json:"run_id"`
-	Status      string `json:"status"`
+	RunID       string   `json:"run_id"`
+	Status      string   `json:"status"`
+	Unmapped    []string `json:"unmapped"`
 	Collections []struct {
 		Collection      string           `json:"collection"`
 		Read            int64            `json:"read"`

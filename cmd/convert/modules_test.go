@@ -64,6 +64,9 @@ func TestModulesOnSample(t *testing.T) {
 	if rep.Status != "completed" {
 		t.Fatalf("run: %+v", rep)
 	}
+	if len(rep.Unmapped) == 0 || !strings.Contains(strings.Join(rep.Unmapped, ","), "fs.chunks") {
+		t.Errorf("the report does not list the unmapped collections: %v", rep.Unmapped)
+	}
 	for _, c := range rep.Collections {
 		if c.Read != c.Loaded+c.Rejected+c.Skipped {
 			t.Errorf("%s: read %d != loaded %d + rejected %d + skipped %d", c.Collection, c.Read, c.Loaded, c.Rejected, c.Skipped)

@@ -73,13 +73,11 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer src.Close(context.WithoutCancel(ctx))
 	var entries []planEntry
-	mapped := map[string]bool{}
 	for i, j := range sel.jobs {
 		e := planEntry{Order: i + 1, Module: j.Module, Collection: j.Name, Source: j.NS.String(), Tier: j.Tier, Filter: j.Filter, AsOf: asOf}
 		for _, t := range j.Transform.Tables() {
 			e.Tables = append(e.Tables, t.FullName())
 		}
-		mapped[j.NS.String()] = true
 		p, err := src.Plan(ctx, j.NS)
 		switch {
 		case err == nil:
@@ -98,17 +96,9 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		entries = append(entries, e)
 	}
-	var unmapped []string
-	for _, db := range sel.dbs {
-		names, err := src.Collections(ctx, db)
-		if err != nil {
-			return err
-		}
-		for _, n := range names {
-			if !mapped[db+"."+n] {
-				unmapped = append(unmapped, db+"."+n)
-			}
-		}
+	unmapped, err := unmappedCollections(ctx, src, sel)
+	if err != nil {
+		return err
 	}
 	var profiles []*profile.Collection
 	var target *load.Target

@@ -242,6 +242,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rep, runErr := pipeline.Run(ctx, o, d)
 	progress.Close()
 	if rep != nil {
+		if um, err := unmappedCollections(context.WithoutCancel(ctx), src, sel); err == nil {
+			rep.Unmapped = um
+		}
 		if report != "" {
 			if err := manifests.WriteFileAtomic(report, func(w io.Writer) error { return writeJSON(w, rep) }); err != nil && runErr == nil {
 				runErr = err
@@ -284,4 +287,7 @@ func printReport(w io.Writer, rep *pipeline.Report) {
 	}
 	tw.row("TOTAL", "", rep.Totals.Read, rep.Totals.Loaded, rep.Totals.Rejected, rep.Totals.Skipped, rep.Totals.Rows, "", "")
 	tw.flush()
+	if len(rep.Unmapped) > 0 {
+		fmt.Fprintf(w, "not converted (no module maps them): %s\n", strings.Join(rep.Unmapped, ", "))
+	}
 }
