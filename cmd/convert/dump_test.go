@@ -3,6 +3,7 @@ package main
 import (
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/stellaops/convert/internal/ferrettest"
@@ -150,8 +152,11 @@ func TestDumpAccountingAndExoticTypes(t *testing.T) {
 			delete(want, "utf")
 			delete(want, "id\ufffdx")
 		}
+		manifest := filepath.Join(t.TempDir(), "manifest.json.zst")
+		args = append(args, "--manifest", manifest)
 		rep := parseReport(t, mustConvert(t, nil, args...).stdout)
 		c := rep.Collections[0]
+		checkManifestExport(t, manifest, rep.RunID, len(want), len(docs))
 		if c.Read != int64(len(docs)) || c.Rejected != int64(len(want)) || c.Loaded != c.Read-c.Rejected || c.Skipped != 0 {
 			t.Fatalf("fix %v: read %d loaded %d rejected %d skipped %d; want read %d rejected %d", fix, c.Read, c.Loaded, c.Rejected, c.Skipped, len(docs), len(want))
 		}
@@ -309,4 +314,54 @@ func TestSplitDumpResume(t *testing.T) {
 		t.Errorf("split and resumed: checksum %s loaded %d; one range: %s", got, rep.Collections[0].Loaded, whole["split.runs"])
 	}
 	verifyClean(t, dir, pgURL, rep.RunID)
+}
+
+// checkManifestExport reads a --manifest export (zstd JSON): the run, its batches summing to the
+// documents read, and each reject with its raw BSON intact.
+func checkManifestExport(t *testing.T, path, runID string, rejects, read int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var e struct {
+		FormatVersion int `json:"format_version"`
+		Runs          []struct {
+			ID               string `json:"id"`
+			CollectionStates []struct {
+				Batches []struct {
+					Read int `json:"read"`
+				} `json:"batches"`
+				Rejects []struct {
+					ID  *string `json:"_id"`
+					Raw []byte  `json:"raw"`
+				} `json:"rejects"`
+			} `json:"collection_states"`
+		} `json:"runs"`
+	}
+	if err := json.NewDecoder(zr).Decode(&e); err != nil {
+		t.Fatalf("manifest export: %v", err)
+	}
+	if e.FormatVersion != 1 || len(e.Runs) != 1 || e.Runs[0].ID != runID || len(e.Runs[0].CollectionStates) != 1 {
+		t.Fatalf("manifest export: %+v", e)
+	}
+	cs := e.Runs[0].CollectionStates[0]
+	total := 0
+	for _, b := range cs.Batches {
+		total += b.Read
+	}
+	if total != read || len(cs.Rejects) != rejects {
+		t.Errorf("manifest export: batches read %d (want %d), %d rejects (want %d)", total, read, len(cs.Rejects), rejects)
+	}
+	for _, r := range cs.Rejects {
+		if len(r.Raw) < 5 || int(r.Raw[0])|int(r.Raw[1])<<8|int(r.Raw[2])<<16|int(r.Raw[3])<<24 != len(r.Raw) {
+			t.Errorf("manifest export: reject %v raw is not the document's BSON", r.ID)
+		}
+	}
 }
