@@ -28,8 +28,8 @@ func cmdArchive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&colls, "collection", "DB.COLL to archive (repeatable)")
 	fs.BoolVar(&gz, "gzip", false, "write .bson.gz and .metadata.json.gz (what stock mongorestore reads) instead of zstd")
 	fs.BoolVar(&jsonOut, "json", false, "JSON output")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if out == "" {
 		return usagef("archive: --out is required")

@@ -34,8 +34,8 @@ func cmdJob(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Float64Var(&rate, "rate", 0, "documents per second for this process (0 = unlimited)")
 	fs.DurationVar(&pause, "pause", 0, "sleep this long after each committed batch, per worker")
 	fs.DurationVar(&waitForJob, "wait-for-job", 0, "with --join: how long to wait for a job to appear")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("job: unexpected argument %q", fs.Arg(0))

@@ -48,6 +48,18 @@ func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// parseFlags parses a command's flags: -h prints the flags and is no error (exit 0), anything
+// else the flag package refuses is a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return &usageError{msg: err.Error()}
+	}
+	return nil
+}
+
 // usageError is a command line the tool cannot act on (exit code 2).
 type usageError struct{ msg string }
 
@@ -98,7 +110,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	default:
 		err = usagef("unknown command %q", args[0])
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	code := exitCode(err, caught.Load())
@@ -121,7 +133,7 @@ func exitCode(err error, sig any) int {
 		dif *differencesError
 	)
 	switch {
-	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.As(err, &rls), errors.As(err, &mce), errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.As(err, &rls), errors.As(err, &mce):
 		return 2
 	case sig == syscall.SIGINT:
 		return 130

@@ -56,8 +56,8 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&jsonOut, "json", false, "JSON output")
 	fs.BoolVar(&doProfile, "profile", false, "scan each collection: field paths with their BSON types, and what each mapping rule would reject")
 	fs.Int64Var(&sample, "sample", 0, "with --profile, read at most this many documents per collection (0 = all)")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	asOf, err := tiers.ParseAsOf(asOfS, time.Now())
 	if err != nil {

@@ -135,8 +135,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&manifest, "manifest", "", "export the run's manifest as JSON (zstd if it ends in .zst)")
 	fs.BoolVar(&delta, "delta", false, "delta catch-up after --since-run")
 	fs.StringVar(&sinceRun, "since-run", "", "the run a delta catches up from")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("run: unexpected argument %q", fs.Arg(0))

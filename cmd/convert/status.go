@@ -18,8 +18,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&to, "to", "", "target PostgreSQL DSN (default $DATABASE_URL, then PG* variables)")
 	fs.StringVar(&runID, "run-id", "", "show this run (default: list recent runs)")
 	fs.BoolVar(&jsonOut, "json", false, "JSON output")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	pool, store, err := openTarget(ctx, to, 2)
 	if err != nil {

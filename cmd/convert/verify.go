@@ -27,8 +27,8 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&deep, "deep", false, "compare every row, not only where checksums differ")
 	fs.StringVar(&report, "report", "", "write the verify report as JSON to this file")
 	fs.BoolVar(&jsonOut, "json", false, "JSON report on stdout")
-	if err := fs.Parse(args); err != nil {
-		return &usageError{msg: err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if runID == "" {
 		return usagef("verify: --run-id is required")
