@@ -174,6 +174,17 @@ func (e *RejectLimitError) Error() string {
 	return fmt.Sprintf("collection %s: %d rejects of %d documents read exceeds --max-rejects", e.Collection, e.Rejected, e.Read)
 }
 
+// GaveUpError: transient errors went on for longer than --retry-for (exit code 1). It keeps
+// only the last error's text, so that no outer retry loop takes it for transient again.
+type GaveUpError struct {
+	After time.Duration
+	Last  string
+}
+
+func (e *GaveUpError) Error() string {
+	return fmt.Sprintf("giving up after retrying for %s: %s", e.After, e.Last)
+}
+
 // NewRunID makes a sortable, unique run id.
 func NewRunID(now time.Time) string {
 	var b [3]byte
@@ -600,7 +611,7 @@ func (r *runner) retry(ctx context.Context, collection string, rangeNo int, fn f
 			deadline = time.Now().Add(r.o.RetryFor)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("giving up after retrying for %s: %w", r.o.RetryFor, err)
+			return &GaveUpError{After: r.o.RetryFor, Last: err.Error()}
 		}
 		r.log.Warn("transient error, retrying from the last committed batch", "collection", collection, "range", rangeNo, "in", backoff, "err", err)
 		select {

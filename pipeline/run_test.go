@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,4 +257,29 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// alwaysFailing fails every commit with a transient error, counting the attempts.
+type alwaysFailing struct{ attempts atomic.Int32 }
+
+func (a *alwaysFailing) Commit(context.Context, *pipeline.Batch) (pipeline.Committed, error) {
+	a.attempts.Add(1)
+	return pipeline.Committed{}, errFlaky
+}
+
+// TestRetryGivesUp: transient errors that outlast --retry-for end the run once, with a
+// GaveUpError that no outer loop retries again.
+func TestRetryGivesUp(t *testing.T) {
+	e := newEnv(t)
+	sink := &alwaysFailing{}
+	_, err := run(t, e, &memSource{docs: docs(50, nil), class: "string"}, sink, pipeline.Options{BatchSize: 10, RetryFor: 1200 * time.Millisecond})
+	var gu *pipeline.GaveUpError
+	if !errors.As(err, &gu) {
+		t.Fatalf("err %v, want GaveUpError", err)
+	}
+	// Backoff 0.5 s then 1 s: the third failure is past the 1.2 s deadline. A second, outer
+	// retry loop would start the count again.
+	if n := sink.attempts.Load(); n < 2 || n > 4 {
+		t.Errorf("%d commit attempts, want one retry loop (2 to 4)", n)
+	}
 }
