@@ -42,14 +42,15 @@ type CollectionJob struct {
 
 // RejectLimit is --max-rejects: a count, or a fraction of the documents read.
 type RejectLimit struct {
-	Count    int64   // > 0: at most this many
+	HasCount bool
+	Count    int64   // with HasCount: at most this many (0: none)
 	Fraction float64 // > 0: at most this share of read, once read >= max(1000, batch size)
 }
 
 // Exceeded tells whether rejected of read crosses the limit; final is true when the collection
 // has ended (then a fraction applies whatever the count read).
 func (l RejectLimit) Exceeded(rejected, read int64, batchSize int, final bool) bool {
-	if l.Count > 0 && rejected > l.Count {
+	if l.HasCount && rejected > l.Count {
 		return true
 	}
 	if l.Fraction > 0 && read > 0 {

@@ -205,7 +205,7 @@ func TestMaxRejects(t *testing.T) {
 	}
 	d := docs(1000, bad)
 	e := newEnv(t)
-	_, err := run(t, e, &memSource{docs: d}, nil, pipeline.Options{BatchSize: 100, MaxRejects: pipeline.RejectLimit{Count: 25}})
+	_, err := run(t, e, &memSource{docs: d}, nil, pipeline.Options{BatchSize: 100, MaxRejects: pipeline.RejectLimit{HasCount: true, Count: 25}})
 	var rl *pipeline.RejectLimitError
 	if !errors.As(err, &rl) {
 		t.Fatalf("err %v, want RejectLimitError", err)
@@ -217,6 +217,12 @@ func TestMaxRejects(t *testing.T) {
 	rep, err := run(t, newEnv(t), &memSource{docs: d}, nil, pipeline.Options{BatchSize: 100})
 	if err != nil || rep.Collections[0].Rejected != 100 || rep.Collections[0].Loaded != 900 {
 		t.Fatalf("no limit: %+v %v", rep, err)
+	}
+	// Zero allowed: the first batch with a reject stops the run, and stays committed.
+	e0 := newEnv(t)
+	_, err = run(t, e0, &memSource{docs: d}, nil, pipeline.Options{BatchSize: 100, MaxRejects: pipeline.RejectLimit{HasCount: true}})
+	if !errors.As(err, &rl) || rl.Rejected != 10 || rl.Read != 100 {
+		t.Fatalf("zero allowed: %v, want a stop after the first batch", err)
 	}
 	// 5% allowed, 10% rejected: crosses once read reaches 1000.
 	_, err = run(t, newEnv(t), &memSource{docs: d}, nil, pipeline.Options{BatchSize: 100, MaxRejects: pipeline.RejectLimit{Fraction: 0.05}})

@@ -36,11 +36,7 @@ func parseMaxRejects(s string) (pipeline.RejectLimit, error) {
 	if err != nil || n < 0 {
 		return pipeline.RejectLimit{}, usagef("--max-rejects %q: want N or P%%", s)
 	}
-	if n == 0 {
-		// Zero rejects allowed: any reject crosses the limit.
-		return pipeline.RejectLimit{Count: 0, Fraction: 1e-300}, nil
-	}
-	return pipeline.RejectLimit{Count: n}, nil
+	return pipeline.RejectLimit{HasCount: true, Count: n}, nil
 }
 
 // convFlags are the flags run and job share: where to read and write, what to convert, and
