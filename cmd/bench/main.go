@@ -23,9 +23,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -206,6 +209,8 @@ type env struct {
 	res  *results
 	// stamp names this run's files in -out.
 	stamp string
+	// convertExe and ferretExe are the copies of the binaries that are run.
+	convertExe, ferretExe string
 }
 
 func logf(format string, a ...any) {
@@ -249,6 +254,18 @@ func run(ctx context.Context, cfg *config, res *results, stamp string) (err erro
 		return err
 	}
 	defer os.RemoveAll(work)
+	// Other builds rewrite bin/convert at any time (make build, make test): measure one binary
+	// throughout, a copy taken now, and record which.
+	convertExe, convertSum, err := snapshot(cfg.convertBin, work)
+	if err != nil {
+		return err
+	}
+	ferretExe, ferretSum, err := snapshot(cfg.ferretBin, work)
+	if err != nil {
+		return err
+	}
+	res.Config["convert_sha256"], res.Config["ferretdb_sha256"] = convertSum, ferretSum
+	logf("measuring %s (sha256 %.12s), copied to the scratch directory", cfg.convertBin, convertSum)
 
 	logf("starting PostgreSQL 15")
 	pg, err := startPG(ctx, cfg.workDir, cfg.durable)
@@ -263,7 +280,7 @@ func run(ctx context.Context, cfg *config, res *results, stamp string) (err erro
 	if err := createDatabase(ctx, pg.URL("postgres"), "bench"); err != nil {
 		return err
 	}
-	e := &env{cfg: cfg, work: work, pg: pg, dsn: pg.URL("bench"), res: res, stamp: stamp}
+	e := &env{cfg: cfg, work: work, pg: pg, dsn: pg.URL("bench"), res: res, stamp: stamp, convertExe: convertExe, ferretExe: ferretExe}
 	if cfg.keepLogs {
 		if err := os.MkdirAll(cfg.outDir, 0o755); err != nil {
 			return err
@@ -502,7 +519,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			args := append([]string{"run", "--from", root, "--to", e.dsn}, sh.Select...)
 			args = append(args, "--replace", "--report", report)
 			args = append(args, cfg.convertArgs...)
-			cr, err := runConvert(ctx, cfg.convertBin, args, e.logPath(dir, sh, n, "b", i))
+			cr, err := runConvert(ctx, e.convertExe, args, e.logPath(dir, sh, n, "b", i))
 			if err != nil {
 				return fmt.Errorf("(b) convert run: %w", err)
 			}
@@ -605,11 +622,11 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 		r.Measurements = append(r.Measurements, m)
 		mem = nil
 
-		runs, err = e.repeat("stage load", func(int) (time.Duration, error) { return sinkStage(ctx, e.pool, p, sh, asOf) })
+		runs, err = e.repeat("stage load", func(int) (time.Duration, error) { return sinkStage(ctx, e.pool, p, sh, asOf, runtime.NumCPU()) })
 		if err != nil {
 			return err
 		}
-		m = &measurement{ID: "load", What: "stage load: load.Sink.Commit of precomputed batches"}
+		m = &measurement{ID: "load", What: fmt.Sprintf("stage load: load.Sink.Commit of precomputed batches, %d ranges", runtime.NumCPU())}
 		m.finish(n, size, runs)
 		r.Measurements = append(r.Measurements, m)
 	}
@@ -644,7 +661,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 // ferretRuns is (d): the first k documents in a fresh FerretDB, converted by bin/convert.
 func (e *env) ferretRuns(ctx context.Context, sh shape, root, dir string, p *precomputed, k int, r *shapeResult) (err error) {
 	logf("%s: starting FerretDB and loading %d documents", sh.Name, k)
-	fs, err := startFerret(ctx, e.cfg.ferretBin, e.work)
+	fs, err := startFerret(ctx, e.ferretExe, e.work)
 	if err != nil {
 		return err
 	}
@@ -694,7 +711,7 @@ func (e *env) ferretRuns(ctx context.Context, sh shape, root, dir string, p *pre
 		args := append([]string{"run", "--from", fs.URI(), "--to", e.dsn}, sh.Select...)
 		args = append(args, "--replace", "--report", report)
 		args = append(args, e.cfg.convertArgs...)
-		cr, err := runConvert(ctx, e.cfg.convertBin, args, e.logPath(dir, sh, k, "d", i))
+		cr, err := runConvert(ctx, e.convertExe, args, e.logPath(dir, sh, k, "d", i))
 		if err != nil {
 			return 0, err
 		}
@@ -892,6 +909,29 @@ func machineInfo() map[string]any {
 		m["kernel"] = string(b)
 	}
 	return m
+}
+
+// snapshot copies an executable into dir and returns the copy's path and SHA-256.
+func snapshot(path, dir string) (string, string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer in.Close()
+	dst := filepath.Join(dir, filepath.Base(path))
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", "", err
+	}
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(out, h), in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("copy %s: %w", path, err)
+	}
+	return dst, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func gitCommit() string {

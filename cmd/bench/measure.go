@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -394,9 +395,10 @@ func transformStage(ctx context.Context, m *memDocs, sh shape, asOf time.Time) (
 
 // sinkStage is load alone through the tool's sink: the precomputed batches, read back from the
 // COPY files into the pipeline.Batch the tool's producer hands over (rows in checksum
-// encoding), committed by load.Sink with their manifest rows in a new run, one batch in flight
-// while the next is read, as in the pipeline's processRange.
-func sinkStage(ctx context.Context, pool *pgxpool.Pool, p *precomputed, sh shape, asOf time.Time) (time.Duration, error) {
+// encoding), committed by load.Sink with their manifest rows in a new run. As the pipeline does
+// for a dump split into spans, `workers` ranges (contiguous runs of batches) load in parallel,
+// each committing in order with the next batch read while one commits (processRange).
+func sinkStage(ctx context.Context, pool *pgxpool.Pool, p *precomputed, sh shape, asOf time.Time, workers int) (time.Duration, error) {
 	job := sh.Job(asOf)
 	store := manifests.NewStore(pool)
 	run := &manifests.Run{
@@ -411,19 +413,66 @@ func sinkStage(ctx context.Context, pool *pgxpool.Pool, p *precomputed, sh shape
 		SourceNS: job.NS.String(), Tier: job.Tier, Filter: job.Filter}); err != nil {
 		return 0, err
 	}
-	if err := store.SaveRanges(ctx, run.ID, job.Name, []manifests.Range{{No: 0}}); err != nil {
+	// Contiguous groups of batches, one range each.
+	var groups [][2]int
+	per := (len(p.Batches) + workers - 1) / workers
+	for lo := 0; lo < len(p.Batches); lo += per {
+		groups = append(groups, [2]int{lo, min(lo+per, len(p.Batches))})
+	}
+	ranges := make([]manifests.Range, len(groups))
+	for i := range ranges {
+		ranges[i] = manifests.Range{No: i}
+	}
+	if err := store.SaveRanges(ctx, run.ID, job.Name, ranges); err != nil {
 		return 0, err
 	}
 	if err := checkpoint(ctx, pool); err != nil {
 		return 0, err
 	}
-	br, err := openBatches(p)
-	if err != nil {
+	readers := make([]*batchReader, len(groups))
+	for i := range readers {
+		br, err := openBatches(p)
+		if err != nil {
+			return 0, err
+		}
+		defer br.close()
+		readers[i] = br
+	}
+	sink := load.NewSink(pool)
+	type result struct {
+		loaded int
+		err    error
+	}
+	results := make(chan result, len(groups))
+	start := time.Now()
+	for g, grp := range groups {
+		go func() {
+			n, err := loadRange(ctx, sink, readers[g], run.ID, job.Name, g, grp[0], grp[1])
+			results <- result{n, err}
+		}()
+	}
+	loaded := 0
+	var errs []error
+	for range groups {
+		r := <-results
+		loaded += r.loaded
+		errs = append(errs, r.err)
+	}
+	elapsed := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
 		return 0, err
 	}
-	defer br.close()
-	sink := load.NewSink(pool)
+	if loaded != p.Docs {
+		return 0, fmt.Errorf("load stage committed %d of %d documents", loaded, p.Docs)
+	}
+	if err := store.SetRunStatus(ctx, run.ID, manifests.StatusCompleted, ""); err != nil {
+		return 0, err
+	}
+	return elapsed, nil
+}
 
+// loadRange commits batches [lo, hi) as range rangeNo, reading the next batch while one commits.
+func loadRange(ctx context.Context, sink *load.Sink, br *batchReader, runID, collection string, rangeNo, lo, hi int) (int, error) {
 	free := make(chan *pipeline.Batch, 2)
 	full := make(chan *pipeline.Batch, 1)
 	free <- &pipeline.Batch{}
@@ -431,10 +480,9 @@ func sinkStage(ctx context.Context, pool *pgxpool.Pool, p *precomputed, sh shape
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readErr := make(chan error, 1)
-	start := time.Now()
 	go func() {
 		defer close(full)
-		for k := range p.Batches {
+		for k := lo; k < hi; k++ {
 			var b *pipeline.Batch
 			select {
 			case b = <-free:
@@ -446,7 +494,7 @@ func sinkStage(ctx context.Context, pool *pgxpool.Pool, p *precomputed, sh shape
 				readErr <- err
 				return
 			}
-			b.RunID, b.Collection, b.RangeNo, b.Seq = run.ID, job.Name, 0, k
+			b.RunID, b.Collection, b.RangeNo, b.Seq = runID, collection, rangeNo, k-lo
 			select {
 			case full <- b:
 			case <-pctx.Done():
@@ -471,17 +519,7 @@ func sinkStage(ctx context.Context, pool *pgxpool.Pool, p *precomputed, sh shape
 		loaded += c.Loaded
 		free <- b
 	}
-	elapsed := time.Since(start)
-	if err := errors.Join(commitErr, <-readErr); err != nil {
-		return 0, err
-	}
-	if loaded != p.Docs {
-		return 0, fmt.Errorf("load stage committed %d of %d documents", loaded, p.Docs)
-	}
-	if err := store.SetRunStatus(ctx, run.ID, manifests.StatusCompleted, ""); err != nil {
-		return 0, err
-	}
-	return elapsed, nil
+	return loaded, errors.Join(commitErr, <-readErr)
 }
 
 // profiledRun runs the pipeline in this process exactly as `convert run --from DUMP
@@ -526,6 +564,9 @@ func profiledRun(ctx context.Context, dsn, root string, sh shape, workers int, p
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return 0, err
 	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
 	start := time.Now()
 	rep, err := pipeline.Run(ctx, o, d)
 	elapsed := time.Since(start)
@@ -536,5 +577,18 @@ func profiledRun(ctx context.Context, dsn, root string, sh shape, workers int, p
 	if rep.Status != manifests.StatusCompleted {
 		return 0, fmt.Errorf("profiled run ended %s: %s", rep.Status, rep.Error)
 	}
-	return elapsed, f.Close()
+	// Where the run allocated (go tool pprof -sample_index=alloc_space): the profile covers the
+	// process's whole history, so the harness's own allocations before the run are in it too.
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	logf("  profiled run: %.2f GB allocated, %d GCs", float64(after.TotalAlloc-before.TotalAlloc)/1e9, after.NumGC-before.NumGC)
+	af, err := os.Create(strings.TrimSuffix(profilePath, ".cpu.pprof") + ".allocs.pprof")
+	if err != nil {
+		return 0, err
+	}
+	defer af.Close()
+	if err := pprof.Lookup("allocs").WriteTo(af, 0); err != nil {
+		return 0, err
+	}
+	return elapsed, errors.Join(f.Close(), af.Close())
 }
