@@ -855,8 +855,8 @@ func scaleSummary(sizes []*sizeResult) []*scaleResult {
 }
 
 // smallDefaultWhy explains the default size of `make bench`.
-const smallDefaultWhy = "on 2 shared cores every measurement of 1 M JSONB-kept documents (~11 GB of BSON) takes about an hour, " +
-	"so `make bench` defaults to BENCH_DOCS=200000 to finish within about 20 minutes; `make bench-scale` runs 1 M and 5 M"
+const smallDefaultWhy = "on 2 shared cores all measurements of 1 M JSONB-kept documents (~11 GB of BSON) take 50-60 minutes, " +
+	"so `make bench` defaults to BENCH_DOCS=200000 to finish within 20 minutes; `make bench-scale` runs 1 M and 5 M"
 
 func toInt64(v any) int64 {
 	n, _ := v.(int64)
