@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +30,9 @@ import (
 // Sink is the PostgreSQL sink.
 type Sink struct {
 	pool *pgxpool.Pool
+	// bufs keeps COPY buffers between commits: a batch's stream is megabytes, and building it
+	// afresh per commit was most of the tool's allocation (and of its peak RSS).
+	bufs sync.Pool
 }
 
 var _ pipeline.Sink = (*Sink)(nil)
@@ -51,6 +55,10 @@ type batchState struct {
 // Commit implements pipeline.Sink.
 func (s *Sink) Commit(ctx context.Context, b *pipeline.Batch) (pipeline.Committed, error) {
 	st := &batchState{b: b, refused: map[int]string{}}
+	if p, ok := s.bufs.Get().(*[]byte); ok {
+		st.copyBuf = (*p)[:0]
+	}
+	defer func() { buf := st.copyBuf; s.bufs.Put(&buf) }()
 	st.colsByTb = make([][]pipeline.Column, len(b.Tables))
 	for i, t := range b.Tables {
 		st.colsByTb[i] = t.Written()
