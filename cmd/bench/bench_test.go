@@ -5,12 +5,17 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/pgtest"
 	"github.com/stellaops/convert/pipeline"
+	"github.com/stellaops/convert/pipeline/load"
 )
 
 func TestNumericRoundTrip(t *testing.T) {
@@ -72,11 +77,15 @@ func TestCopyRowRoundTrip(t *testing.T) {
 }
 
 // TestShapesLoad checks that every generated document loads (no reject, no skip), that the
-// generator is deterministic, and that the advisory sizes stay within 2–20 KiB.
+// generator is deterministic, and that the advisory sizes stay within 2–20 KiB. A module shape
+// with parents gets them loaded into a throwaway database first, and its key pass run.
 func TestShapesLoad(t *testing.T) {
 	for _, sh := range shapes {
 		t.Run(sh.Name, func(t *testing.T) {
-			tr := sh.Job(time.Now()).Transform
+			tr := sh.Job(benchAsOf).Transform
+			if sh.Parents != nil {
+				prepareKeyPass(t, sh, tr, 300)
+			}
 			var rb pipeline.RowBuffer
 			var first []byte
 			lo, hi := 1<<30, 0
@@ -124,8 +133,10 @@ func BenchmarkTransform(b *testing.B) {
 			}); err != nil {
 				b.Fatal(err)
 			}
-			tr := sh.Job(time.Now()).Transform
-			if pr, ok := tr.(pipeline.Preparer); ok {
+			tr := sh.Job(benchAsOf).Transform
+			if sh.Parents != nil {
+				prepareKeyPass(b, sh, tr, len(docs))
+			} else if pr, ok := tr.(pipeline.Preparer); ok {
 				kp := pipeline.KeyPass{Scan: func(fn func(bson.Raw) error) error {
 					for _, d := range docs {
 						if err := fn(d); err != nil {
@@ -149,5 +160,27 @@ func BenchmarkTransform(b *testing.B) {
 				tr.Apply(docs[i%len(docs)], &rb)
 			}
 		})
+	}
+}
+
+// prepareKeyPass loads the shape's parents into a new database and runs the transform's key
+// pass over the first n documents, as the harness does before it precomputes the rows.
+func prepareKeyPass(t testing.TB, sh shape, tr pipeline.Transform, n int) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pgtest.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	root := filepath.Join(t.TempDir(), "dump")
+	if _, _, err := writeDump(ctx, sh, n, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.prepareTables(ctx, pool, root, tr.Tables()); err != nil {
+		t.Fatal(err)
+	}
+	if err := keyPass(ctx, root, sh, tr, load.NewTarget(pool)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,6 +18,10 @@ import (
 // genBase is the fixed clock of generated dates: the documents must not change between runs.
 var genBase = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 
+// benchAsOf is the as-of of every conversion the benchmark makes (--as-of): fixed, so that the
+// Tier B windows keep the same generated documents whenever the benchmark runs.
+var benchAsOf = genBase
+
 // docGen appends document i to dst; rng is seeded for i.
 type docGen func(dst []byte, i int, rng *rand.Rand) []byte
 
@@ -281,11 +285,15 @@ func genSchedulerRun(dst []byte, i int, rng *rand.Rand) []byte {
 	d := doc{b: dst}
 	top := d.start()
 	d.str("_id", fmt.Sprintf("run_%08d_%s", i, hexString(12, rng)))
-	d.str("tenantId", pick(rng, tenants...))
+	// Four runs in five belong to one of the generated schedules, and so to its tenant: the
+	// transform checks that the parent is loaded and of the same tenant.
 	if rng.IntN(5) == 0 {
+		d.str("tenantId", pick(rng, tenants...))
 		d.null("scheduleId")
 	} else {
-		d.str("scheduleId", "sch_"+hexString(16, rng))
+		k := rng.IntN(benchSchedules)
+		d.str("tenantId", scheduleTenant(k))
+		d.str("scheduleId", scheduleID(k))
 	}
 	d.str("trigger", pick(rng, triggers...))
 	state := pick(rng, states...)
@@ -325,6 +333,43 @@ func genSchedulerRun(dst []byte, i int, rng *rand.Rand) []byte {
 		d.end(x)
 	}
 	d.end(ds)
+	d.end(top)
+	return d.b
+}
+
+// benchSchedules is how many schedules the runs refer to; they are written and loaded before
+// the runs (the module's load order), untimed.
+const benchSchedules = 100
+
+func scheduleID(k int) string     { return fmt.Sprintf("sch_%04d", k) }
+func scheduleTenant(k int) string { return tenants[k%len(tenants)] }
+
+// genSchedule is schedule k: a live Scheduler schedule of the tenant its runs carry.
+func genSchedule(dst []byte, k int, rng *rand.Rand) []byte {
+	created := genBase.Add(-time.Duration(365*24+rng.IntN(365*24)) * time.Hour)
+	d := doc{b: dst}
+	top := d.start()
+	d.str("_id", scheduleID(k))
+	d.str("tenantId", scheduleTenant(k))
+	d.str("name", fmt.Sprintf("nightly-%04d", k))
+	d.boolean("enabled", rng.IntN(10) != 0)
+	d.str("cronExpression", fmt.Sprintf("%d %d * * *", rng.IntN(60), rng.IntN(24)))
+	d.str("timezone", "UTC")
+	d.str("mode", pick(rng, "analysis-only", "content-refresh"))
+	sel := d.subdoc("selection")
+	d.str("scope", "all-images")
+	d.end(sel)
+	d.null("onlyIf")
+	d.null("notify")
+	lim := d.subdoc("limits")
+	d.i32("maxJobs", int32(1+rng.IntN(100)))
+	d.end(lim)
+	d.date("createdAt", created)
+	d.str("createdBy", "bench")
+	d.date("updatedAt", created.Add(time.Duration(rng.IntN(1000))*time.Hour))
+	d.str("updatedBy", "bench")
+	d.null("deletedAt")
+	d.null("deletedBy")
 	d.end(top)
 	return d.b
 }

@@ -376,7 +376,7 @@ func (e *env) repeat(what string, fn func(i int) (time.Duration, error)) ([]time
 func (e *env) sizeFor(sh shape, n int, files bool) (int, string, error) {
 	const sample = 500
 	var src, cp int64
-	tr := sh.Job(time.Now()).Transform
+	tr := sh.Job(benchAsOf).Transform
 	var rb pipeline.RowBuffer
 	rb.Reset()
 	var tuple []byte
@@ -455,7 +455,12 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 
 	logf("%s: %s written in %.1f s; precomputing the final rows", sh.Name, human(size), r.GenerateS)
 	t0 = time.Now()
-	asOf := time.Now().UTC().Truncate(time.Millisecond)
+	asOf := benchAsOf
+	tables := sh.Job(asOf).Transform.Tables()
+	if err := sh.prepareTables(ctx, e.pool, root, tables); err != nil {
+		return err
+	}
+	defer sh.dropTables(e.pool, tables)
 	ferretN, err := prefixCount(ctx, root, sh, min(n, cfg.ferretDocs), int64(cfg.ferretMB)*1e6)
 	if err != nil {
 		return err
@@ -474,12 +479,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 		r.RowsByTable[t.FullName()] = p.Rows[i]
 	}
 	logf("%s: %s of COPY rows in %.1f s (files written: %v)", sh.Name, human(r.CopyBytes), r.PrecomputeS, files)
-	if err := sh.prepareTables(ctx, e.pool, p.Tables); err != nil {
-		return err
-	}
-	defer dropTables(e.pool, p.Tables)
-
-	selection := strings.Join(append(slices.Clone(sh.Select), cfg.convertArgs...), " ")
+	selection := strings.Join(append(append(slices.Clone(sh.Select), "--as-of", asOf.Format(time.RFC3339Nano)), cfg.convertArgs...), " ")
 	r.Commands = []string{
 		fmt.Sprintf("(a) %s", copySQL(p.Tables[0])),
 		fmt.Sprintf("(b) %s run --from %s --to %s %s --replace --report <file>", cfg.convertBin, root, e.dsn, selection),
@@ -517,7 +517,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			}
 			report := filepath.Join(dir, fmt.Sprintf("report-b-%d.json", i))
 			args := append([]string{"run", "--from", root, "--to", e.dsn}, sh.Select...)
-			args = append(args, "--replace", "--report", report)
+			args = append(args, "--as-of", asOf.Format(time.RFC3339Nano), "--replace", "--report", report)
 			args = append(args, cfg.convertArgs...)
 			cr, err := runConvert(ctx, e.convertExe, args, e.logPath(dir, sh, n, "b", i))
 			if err != nil {
@@ -709,13 +709,13 @@ func (e *env) ferretRuns(ctx context.Context, sh shape, root, dir string, p *pre
 		}
 		report := filepath.Join(dir, fmt.Sprintf("report-d-%d.json", i))
 		args := append([]string{"run", "--from", fs.URI(), "--to", e.dsn}, sh.Select...)
-		args = append(args, "--replace", "--report", report)
+		args = append(args, "--as-of", benchAsOf.Format(time.RFC3339Nano), "--replace", "--report", report)
 		args = append(args, e.cfg.convertArgs...)
 		cr, err := runConvert(ctx, e.convertExe, args, e.logPath(dir, sh, k, "d", i))
 		if err != nil {
 			return 0, err
 		}
-		_, c, err := readReport(report, sh.Job(time.Now()).Name, k)
+		_, c, err := readReport(report, sh.Job(benchAsOf).Name, k)
 		if err != nil {
 			return 0, err
 		}

@@ -537,25 +537,6 @@ func profiledRun(ctx context.Context, dsn, root string, sh shape, workers int, p
 		return 0, err
 	}
 	defer pool.Close()
-	if err := manifests.Migrate(ctx, pool); err != nil {
-		return 0, err
-	}
-	src, err := dump.Open(ctx, root)
-	if err != nil {
-		return 0, err
-	}
-	defer src.Close(ctx)
-	asOf := time.Now().UTC().Truncate(time.Millisecond)
-	job := sh.Job(asOf)
-	o := pipeline.Options{
-		Replace: true, Workers: workers, BatchSize: pipeline.DefaultBatchSize, RetryFor: pipeline.DefaultRetryFor, AsOf: asOf,
-		Selection: "bench:profile:" + job.Name, Collections: []string{job.Name}, Result: map[string]any{"fix_strings": false},
-		ToolVersion: "bench", TransformVersion: sh.Version,
-	}
-	d := pipeline.Deps{
-		Source: src, Sink: load.NewSink(pool), Target: load.NewTarget(pool), Store: manifests.NewStore(pool),
-		Collections: []pipeline.CollectionJob{job}, IsTransient: load.IsTransient,
-	}
 	f, err := os.Create(profilePath)
 	if err != nil {
 		return 0, err
@@ -568,14 +549,11 @@ func profiledRun(ctx context.Context, dsn, root string, sh shape, workers int, p
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	rep, err := pipeline.Run(ctx, o, d)
+	_, err = convertInProcess(ctx, pool, root, sh.Job(benchAsOf), sh.Version, workers)
 	elapsed := time.Since(start)
 	pprof.StopCPUProfile()
 	if err != nil {
 		return 0, err
-	}
-	if rep.Status != manifests.StatusCompleted {
-		return 0, fmt.Errorf("profiled run ended %s: %s", rep.Status, rep.Error)
 	}
 	// Where the run allocated (go tool pprof -sample_index=alloc_space): the profile covers the
 	// process's whole history, so the harness's own allocations before the run are in it too.
@@ -591,4 +569,34 @@ func profiledRun(ctx context.Context, dsn, root string, sh shape, workers int, p
 		return 0, err
 	}
 	return elapsed, errors.Join(f.Close(), af.Close())
+}
+
+// convertInProcess runs the pipeline in this process as `convert run --from DUMP --replace`
+// composes it (cmd/convert run.go) for one collection job, with the as-of of the benchmark.
+func convertInProcess(ctx context.Context, pool *pgxpool.Pool, root string, job pipeline.CollectionJob, version string, workers int) (*pipeline.Report, error) {
+	if err := manifests.Migrate(ctx, pool); err != nil {
+		return nil, err
+	}
+	src, err := dump.Open(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close(ctx)
+	o := pipeline.Options{
+		Replace: true, Workers: workers, BatchSize: pipeline.DefaultBatchSize, RetryFor: pipeline.DefaultRetryFor, AsOf: benchAsOf,
+		Selection: "bench:" + job.Name, Collections: []string{job.Name}, Result: map[string]any{"fix_strings": false},
+		ToolVersion: "bench", TransformVersion: version,
+	}
+	d := pipeline.Deps{
+		Source: src, Sink: load.NewSink(pool), Target: load.NewTarget(pool), Store: manifests.NewStore(pool),
+		Collections: []pipeline.CollectionJob{job}, IsTransient: load.IsTransient,
+	}
+	rep, err := pipeline.Run(ctx, o, d)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Status != manifests.StatusCompleted {
+		return nil, fmt.Errorf("run of %s ended %s: %s", job.Name, rep.Status, rep.Error)
+	}
+	return rep, nil
 }

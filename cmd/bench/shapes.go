@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stellaops/convert/pipeline"
@@ -11,6 +13,7 @@ import (
 	"github.com/stellaops/convert/tiers"
 	"github.com/stellaops/convert/transforms"
 	"github.com/stellaops/convert/transforms/generic"
+	"github.com/stellaops/convert/transforms/scheduler"
 )
 
 // Shape kinds: which targets of bench.md apply.
@@ -26,12 +29,7 @@ var targets = map[string]struct{ ba, bc float64 }{
 	kindNormalized: {ba: 0.6, bc: 20},
 }
 
-// shape is one benchmarked collection. Turning the normalized row into a module shape (once
-// transforms/scheduler exists) means changing that row only: Select becomes
-// {"--module", "scheduler", "--collection", "runs", "--create-schema"}, Job returns the
-// module's job for runs (transforms.Module.Jobs with only {"runs": true}), Version the
-// module's Version, Prepare applies the module's migrations as --create-schema does
-// (load.ApplyMigrations), and the Note about generic mode goes.
+// shape is one benchmarked collection.
 type shape struct {
 	Name string // key in the output and the JSON
 	Kind string // kindJSONB or kindNormalized
@@ -47,9 +45,17 @@ type shape struct {
 	Job func(asOf time.Time) pipeline.CollectionJob
 	// Version is the transform version the tool records for the job.
 	Version string
-	// Prepare creates the target tables exactly as the tool does; nil means the tool's own
-	// target preparation (load.Target.Prepare: generic tables are created, others validated).
-	Prepare func(ctx context.Context, pool *pgxpool.Pool, tables []pipeline.Table) error
+	// Parents, when set, is the parent collection the transform checks references against:
+	// written into the dump and converted before the rows are precomputed, untimed.
+	Parents *parentSet
+}
+
+// parentSet is a module's parent collection of a benchmarked child collection.
+type parentSet struct {
+	Module     transforms.Module
+	Collection string
+	N          int
+	Gen        docGen
 }
 
 var shapes = []shape{
@@ -62,10 +68,11 @@ var shapes = []shape{
 	},
 	{
 		Name: "normalized", Kind: kindNormalized,
-		Note: "normalized shape pending module transforms: measured in generic mode (scheduler-runs-like documents of ~500 B)",
-		DB:   "stellaops_scheduler", Coll: "runs", Seed: 2, Gen: genSchedulerRun,
-		Select: []string{"--collection", "stellaops_scheduler.runs"},
-		Job:    genericJob("stellaops_scheduler.runs"), Version: generic.Version,
+		Note: "Scheduler runs of ~500 B through the scheduler module: one row each in scheduler.runs (partitioned by month), schedule_id checked against the loaded schedules",
+		DB:   scheduler.DB, Coll: scheduler.Runs, Seed: 2, Gen: genSchedulerRun,
+		Select: []string{"--module", scheduler.Name, "--collection", scheduler.Runs},
+		Job:    moduleJob(scheduler.Module(), scheduler.Runs), Version: scheduler.Version,
+		Parents: &parentSet{Module: scheduler.Module(), Collection: scheduler.Schedules, N: benchSchedules, Gen: genSchedule},
 	},
 }
 
@@ -87,9 +94,66 @@ func genericJob(spec string) func(time.Time) pipeline.CollectionJob {
 
 func (s shape) ns() pipeline.Namespace { return pipeline.Namespace{DB: s.DB, Collection: s.Coll} }
 
-func (s shape) prepareTables(ctx context.Context, pool *pgxpool.Pool, tables []pipeline.Table) error {
-	if s.Prepare != nil {
-		return s.Prepare(ctx, pool, tables)
+// prepareTables makes the target ready before the rows are precomputed (the key pass may read
+// it): a module shape gets its module's schema and its parents loaded; a generic one the tool's
+// own target preparation (load.Target.Prepare creates generic tables).
+func (s shape) prepareTables(ctx context.Context, pool *pgxpool.Pool, root string, tables []pipeline.Table) error {
+	if s.Parents != nil {
+		return s.Parents.load(ctx, pool, root)
 	}
 	return load.NewTarget(pool).Prepare(ctx, tables)
+}
+
+// dropTables removes what prepareTables and the runs created: a module's whole schema
+// (migrations ledger included, so that the next size starts from nothing), or the tables.
+func (s shape) dropTables(pool *pgxpool.Pool, tables []pipeline.Table) {
+	if s.Parents == nil {
+		dropTables(pool, tables)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	schema := s.Parents.Module.Schema
+	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+		logf("drop schema %s: %v", schema, err)
+	}
+}
+
+// moduleJob is what `convert run --module m --collection name` builds: the module's job for
+// that collection, bound to asOf, default options.
+func moduleJob(m transforms.Module, name string) func(time.Time) pipeline.CollectionJob {
+	return func(asOf time.Time) pipeline.CollectionJob {
+		jobs, err := m.Jobs(asOf, transforms.Options{}, transforms.Override{}, map[string]bool{name: true})
+		if err != nil || len(jobs) != 1 {
+			panic(fmt.Sprintf("bench: module %s, collection %s: %d jobs, %v", m.Name, name, len(jobs), err)) // literals above
+		}
+		return jobs[0]
+	}
+}
+
+// load writes the parent documents into the dump and converts them as `convert run --module
+// M --collection P --create-schema` does — the module's migrations, then the pipeline in this
+// process — as a user does before converting the children.
+func (ps *parentSet) load(ctx context.Context, pool *pgxpool.Pool, root string) error {
+	m := ps.Module
+	sh := shape{Name: ps.Collection, DB: m.DB, Coll: ps.Collection, Seed: 99, Gen: ps.Gen}
+	if _, _, err := writeDump(ctx, sh, ps.N, root); err != nil {
+		return fmt.Errorf("write %s.%s: %w", m.DB, ps.Collection, err)
+	}
+	migs := make([]load.Migration, len(m.Migrations))
+	for i, mg := range m.Migrations {
+		migs[i] = load.Migration{Name: mg.Name, SQL: mg.SQL}
+	}
+	if err := load.ApplyMigrations(ctx, pool, m.Schema, migs); err != nil {
+		return err
+	}
+	job := moduleJob(m, ps.Collection)(benchAsOf)
+	rep, err := convertInProcess(ctx, pool, root, job, m.Version, 1)
+	if err != nil {
+		return fmt.Errorf("load %s.%s: %w", m.DB, ps.Collection, err)
+	}
+	if c := rep.Collections; len(c) != 1 || c[0].Loaded != int64(ps.N) {
+		return fmt.Errorf("load %s.%s: not every one of %d documents loaded: %+v", m.DB, ps.Collection, ps.N, c)
+	}
+	return nil
 }
