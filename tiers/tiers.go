@@ -11,10 +11,11 @@ package tiers
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/stellaops/convert/internal/bsonpath"
 )
 
 // Tier names.
@@ -114,11 +115,7 @@ func (f Filter) String() string {
 
 // Lookup finds a dotted path in doc.
 func Lookup(doc bson.Raw, path string) (bson.RawValue, bool) {
-	v, err := doc.LookupErr(strings.Split(path, ".")...)
-	if err != nil {
-		return bson.RawValue{}, false
-	}
-	return v, true
+	return bsonpath.Path(doc, path)
 }
 
 func dateMillis(doc bson.Raw, field string) (int64, bool) {

@@ -2,10 +2,10 @@ package transforms
 
 import (
 	"fmt"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/bsonpath"
 	"github.com/stellaops/convert/pipeline"
 )
 
@@ -186,11 +186,7 @@ func (r *Row) End() *pipeline.Reject {
 
 // Lookup finds a dotted path in doc; ok is false when any part is missing.
 func Lookup(doc bson.Raw, path string) (bson.RawValue, bool) {
-	v, err := doc.LookupErr(strings.Split(path, ".")...)
-	if err != nil {
-		return bson.RawValue{}, false
-	}
-	return v, true
+	return bsonpath.Path(doc, path)
 }
 
 // StringField reads a string at path; ok is false when missing, null or not a string.

@@ -3,6 +3,7 @@ package transforms
 import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/bsonpath"
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/tiers"
 )
@@ -34,8 +35,8 @@ func (s Stage) Apply(doc bson.Raw, out *pipeline.RowBuffer) pipeline.Verdict {
 		}
 		return v
 	}
-	id, err := doc.LookupErr("_id")
-	if err != nil {
+	id, ok := bsonpath.Top(doc, "_id")
+	if !ok {
 		return pipeline.Verdict{Reject: &pipeline.Reject{Path: "_id", Reason: "document has no _id"}}
 	}
 	canonical, err := CanonicalID(id)

@@ -373,10 +373,22 @@ func (e *env) repeat(what string, fn func(i int) (time.Duration, error)) ([]time
 // sizeFor decides how many documents of a shape this machine can hold: bench.md caps a run at
 // 20 GB of source data, and the dump, the COPY files and the loaded table must fit on the
 // free disk. It samples the shape to estimate per-document sizes.
-func (e *env) sizeFor(sh shape, n int, files bool) (int, string, error) {
+func (e *env) sizeFor(ctx context.Context, sh shape, n int, files bool, dir string) (int, string, error) {
 	const sample = 500
 	var src, cp int64
 	tr := sh.Job(benchAsOf).Transform
+	if _, ok := tr.(pipeline.Preparer); ok {
+		// The key pass over the sample, as over the whole dump later: references are checked
+		// against the loaded parents.
+		root := filepath.Join(dir, "sample")
+		if _, _, err := writeDump(ctx, sh, sample, root); err != nil {
+			return 0, "", err
+		}
+		err := keyPass(ctx, root, sh, tr, load.NewTarget(e.pool))
+		if err := errors.Join(err, os.RemoveAll(root)); err != nil {
+			return 0, "", err
+		}
+	}
 	var rb pipeline.RowBuffer
 	rb.Reset()
 	var tuple []byte
@@ -429,7 +441,20 @@ func (e *env) sizeFor(sh shape, n int, files bool) (int, string, error) {
 
 func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeResult) error {
 	cfg := e.cfg
-	n, note, err := e.sizeFor(sh, requested, !cfg.skip["a"] || !cfg.skip["c"] || !cfg.skip["stages"])
+	dir, err := os.MkdirTemp(e.work, sh.Name+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	root := filepath.Join(dir, "dump")
+	// The target first: a module shape's key pass reads the parents loaded there.
+	asOf := benchAsOf
+	tables := sh.Job(asOf).Transform.Tables()
+	if err := sh.prepareTables(ctx, e.pool, root, tables); err != nil {
+		return err
+	}
+	defer sh.dropTables(e.pool, tables)
+	n, note, err := e.sizeFor(ctx, sh, requested, !cfg.skip["a"] || !cfg.skip["c"] || !cfg.skip["stages"], dir)
 	if err != nil {
 		return err
 	}
@@ -437,12 +462,6 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 	if note != "" {
 		logf("%s: %s", sh.Name, note)
 	}
-	dir, err := os.MkdirTemp(e.work, sh.Name+"-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	root := filepath.Join(dir, "dump")
 
 	logf("%s: writing %d documents as a mongodump directory", sh.Name, n)
 	t0 := time.Now()
@@ -455,12 +474,6 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 
 	logf("%s: %s written in %.1f s; precomputing the final rows", sh.Name, human(size), r.GenerateS)
 	t0 = time.Now()
-	asOf := benchAsOf
-	tables := sh.Job(asOf).Transform.Tables()
-	if err := sh.prepareTables(ctx, e.pool, root, tables); err != nil {
-		return err
-	}
-	defer sh.dropTables(e.pool, tables)
 	ferretN, err := prefixCount(ctx, root, sh, min(n, cfg.ferretDocs), int64(cfg.ferretMB)*1e6)
 	if err != nil {
 		return err
@@ -613,7 +626,9 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 		if err != nil {
 			return err
 		}
-		runs, err = e.repeat("stage transform", func(int) (time.Duration, error) { return transformStage(ctx, mem, sh, asOf) })
+		runs, err = e.repeat("stage transform", func(int) (time.Duration, error) {
+			return transformStage(ctx, mem, sh, asOf, root, load.NewTarget(e.pool))
+		})
 		if err != nil {
 			return err
 		}

@@ -357,21 +357,11 @@ func loadMemDocs(ctx context.Context, root string, sh shape, limit int64) (*memD
 
 // transformStage applies the transform to in-memory documents in one goroutine, as the
 // pipeline's producer does for a range, into a RowBuffer cut into the tool's batches. The key
-// pass runs first, untimed.
-func transformStage(ctx context.Context, m *memDocs, sh shape, asOf time.Time) (time.Duration, error) {
+// pass runs first over the whole dump against target, untimed.
+func transformStage(ctx context.Context, m *memDocs, sh shape, asOf time.Time, root string, target pipeline.Target) (time.Duration, error) {
 	tr := sh.Job(asOf).Transform
-	if pr, ok := tr.(pipeline.Preparer); ok {
-		kp := pipeline.KeyPass{Scan: func(fn func(bson.Raw) error) error {
-			for i := range m.ends {
-				if err := fn(m.doc(i)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}}
-		if err := pr.Prepare(ctx, kp); err != nil {
-			return 0, err
-		}
+	if err := keyPass(ctx, root, sh, tr, target); err != nil {
+		return 0, err
 	}
 	var rb pipeline.RowBuffer
 	rb.Reset()

@@ -15,25 +15,26 @@ import (
 func newSchedules(env transforms.Env) pipeline.Transform {
 	var c *collection
 	rows := func(doc bson.Raw, _ bson.RawValue, canonical string, opt transforms.Options, out *pipeline.RowBuffer) *pipeline.Reject {
+		f := newFields(doc)
 		r := transforms.NewRow(out, c.tables, 0, opt)
 		r.UUID(c.rowID(canonical))
 		r.Text(canonical, "_id")
-		field(r, doc, "tenantId")
-		field(r, doc, "name")
-		field(r, doc, "enabled")
-		field(r, doc, "cronExpression")
-		field(r, doc, "timezone")
-		field(r, doc, "mode")
-		field(r, doc, "selection")
-		field(r, doc, "onlyIf")
-		field(r, doc, "notify")
-		field(r, doc, "limits")
-		field(r, doc, "createdAt")
-		field(r, doc, "createdBy")
-		field(r, doc, "updatedAt")
-		field(r, doc, "updatedBy")
-		field(r, doc, "deletedAt")
-		field(r, doc, "deletedBy")
+		field(r, f, "tenantId")
+		field(r, f, "name")
+		field(r, f, "enabled")
+		field(r, f, "cronExpression")
+		field(r, f, "timezone")
+		field(r, f, "mode")
+		field(r, f, "selection")
+		field(r, f, "onlyIf")
+		field(r, f, "notify")
+		field(r, f, "limits")
+		field(r, f, "createdAt")
+		field(r, f, "createdBy")
+		field(r, f, "updatedAt")
+		field(r, f, "updatedBy")
+		field(r, f, "deletedAt")
+		field(r, f, "deletedBy")
 		return r.End()
 	}
 	c = newCollection(env, Schedules, schedulesTable, rows, &uniqueKey{columns: "(tenant_id, name)", path: "name", of: liveScheduleKey})
@@ -68,16 +69,17 @@ var (
 func newGraphJobs(env transforms.Env) pipeline.Transform {
 	var c *collection
 	rows := func(doc bson.Raw, _ bson.RawValue, canonical string, opt transforms.Options, out *pipeline.RowBuffer) *pipeline.Reject {
+		f := newFields(doc)
 		r := transforms.NewRow(out, c.tables, 0, opt)
 		r.UUID(c.rowID(canonical))
 		r.Text(canonical, "_id")
-		field(r, doc, "tenantId")
-		enum(r, doc, "type", "type", graphTypes)
-		enum(r, doc, "status", "status", graphStatuses)
-		field(r, doc, "payload")
-		field(r, doc, "correlationId")
-		field(r, doc, "createdAt")
-		field(r, doc, "updatedAt")
+		field(r, f, "tenantId")
+		enum(r, f, "type", "type", graphTypes)
+		enum(r, f, "status", "status", graphStatuses)
+		field(r, f, "payload")
+		field(r, f, "correlationId")
+		field(r, f, "createdAt")
+		field(r, f, "updatedAt")
 		return r.End()
 	}
 	c = newCollection(env, GraphJobs, graphJobsTable, rows, nil)
@@ -88,20 +90,21 @@ func newGraphJobs(env transforms.Env) pipeline.Transform {
 func newPolicyJobs(env transforms.Env) pipeline.Transform {
 	var c *collection
 	rows := func(doc bson.Raw, _ bson.RawValue, canonical string, opt transforms.Options, out *pipeline.RowBuffer) *pipeline.Reject {
+		f := newFields(doc)
 		r := transforms.NewRow(out, c.tables, 0, opt)
 		r.UUID(c.rowID(canonical))
 		r.Text(canonical, "_id")
-		field(r, doc, "tenantId")
-		field(r, doc, "policyId")
-		field(r, doc, "policyVersion")
-		field(r, doc, "mode")
-		field(r, doc, "status")
-		field(r, doc, "priority")
-		field(r, doc, "inputs")
-		field(r, doc, "attempts")
-		field(r, doc, "lastError")
-		field(r, doc, "createdAt")
-		field(r, doc, "updatedAt")
+		field(r, f, "tenantId")
+		field(r, f, "policyId")
+		field(r, f, "policyVersion")
+		field(r, f, "mode")
+		field(r, f, "status")
+		field(r, f, "priority")
+		field(r, f, "inputs")
+		field(r, f, "attempts")
+		field(r, f, "lastError")
+		field(r, f, "createdAt")
+		field(r, f, "updatedAt")
 		return r.End()
 	}
 	c = newCollection(env, PolicyJobs, policyJobsTable, rows, nil)
@@ -112,15 +115,16 @@ func newPolicyJobs(env transforms.Env) pipeline.Transform {
 func newImpactSnapshots(env transforms.Env) pipeline.Transform {
 	var c *collection
 	rows := func(doc bson.Raw, _ bson.RawValue, canonical string, opt transforms.Options, out *pipeline.RowBuffer) *pipeline.Reject {
+		f := newFields(doc)
 		r := transforms.NewRow(out, c.tables, 0, opt)
 		r.UUID(c.rowID(canonical))
 		r.Text(canonical, "_id")
-		field(r, doc, "tenantId")
-		field(r, doc, "snapshotId")
-		field(r, doc, "selector")
-		field(r, doc, "images")
-		field(r, doc, "imageCount")
-		field(r, doc, "generatedAt")
+		field(r, f, "tenantId")
+		field(r, f, "snapshotId")
+		field(r, f, "selector")
+		field(r, f, "images")
+		field(r, f, "imageCount")
+		field(r, f, "generatedAt")
 		return r.End()
 	}
 	c = newCollection(env, ImpactSnapshots, impactSnapshotsTable, rows, nil)
@@ -133,12 +137,13 @@ func newImpactSnapshots(env transforms.Env) pipeline.Transform {
 func newLocks(env transforms.Env) pipeline.Transform {
 	var c *collection
 	rows := func(doc bson.Raw, _ bson.RawValue, canonical string, opt transforms.Options, out *pipeline.RowBuffer) *pipeline.Reject {
+		f := newFields(doc)
 		r := transforms.NewRow(out, c.tables, 0, opt)
 		r.UUID(c.rowID(canonical))
 		r.Text(canonical, "_id")
 		tenant, path := bson.RawValue{}, "tenant"
 		for _, key := range []string{"tenant", "tenantId"} {
-			if v := get(doc, key); v.Type == bson.TypeString {
+			if v := f.get(key); v.Type == bson.TypeString {
 				tenant, path = v, key
 				break
 			}

@@ -67,13 +67,22 @@ func (t *runs) Prepare(ctx context.Context, kp pipeline.KeyPass) error {
 	t.parents = parents
 	t.mu.Unlock()
 
+	// A month needs its partition when one standing run falls in it. Once one has, the other
+	// runs of that month have nothing to tell: they are not mapped in the key pass (unless
+	// their _id could collide), which keeps the pass to a read of two fields per run.
 	need := map[month]bool{}
-	err = t.prepare(ctx, kp, func(doc bson.Raw) {
-		// A standing run has a created_at PostgreSQL can store: the window kept it and the
-		// value checks passed.
-		if ms, ok := get(doc, "createdAt").DateTimeOK(); ok {
-			need[monthOf(ms)] = true
-		}
+	err = t.prepare(ctx, kp, &observer{
+		wants: func(doc bson.Raw) bool {
+			ms, ok := get(doc, "createdAt").DateTimeOK()
+			return ok && !need[monthOf(ms)]
+		},
+		observe: func(doc bson.Raw) {
+			// A standing run has a created_at PostgreSQL can store: the window kept it and
+			// the value checks passed.
+			if ms, ok := get(doc, "createdAt").DateTimeOK(); ok {
+				need[monthOf(ms)] = true
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -92,25 +101,26 @@ func (t *runs) Prepare(ctx context.Context, kp pipeline.KeyPass) error {
 }
 
 func (t *runs) rows(doc bson.Raw, _ bson.RawValue, canonical string, opt transforms.Options, out *pipeline.RowBuffer) *pipeline.Reject {
+	f := newFields(doc)
 	r := transforms.NewRow(out, t.tables, 0, opt)
 	r.UUID(t.rowID(canonical))
 	r.Text(canonical, "_id")
-	tenant := get(doc, "tenantId")
+	tenant := f.get("tenantId")
 	r.Value(tenant, "tenantId")
-	t.scheduleRef(r, tenant, get(doc, "scheduleId"), opt.FixStrings)
-	field(r, doc, "trigger")
-	field(r, doc, "state")
-	stats := get(doc, "stats")
+	t.scheduleRef(r, tenant, f.get("scheduleId"), opt.FixStrings)
+	field(r, f, "trigger")
+	field(r, f, "state")
+	stats := f.get("stats")
 	r.Value(stats, "stats")
 	if path, reason := checkStatsCompleted(stats); reason != "" {
 		r.Fail(path, "column stats_completed: "+reason)
 	}
-	field(r, doc, "reason")
-	field(r, doc, "deltas")
-	field(r, doc, "error")
-	field(r, doc, "createdAt")
-	field(r, doc, "startedAt")
-	field(r, doc, "finishedAt")
+	field(r, f, "reason")
+	field(r, f, "deltas")
+	field(r, f, "error")
+	field(r, f, "createdAt")
+	field(r, f, "startedAt")
+	field(r, f, "finishedAt")
 	return r.End()
 }
 

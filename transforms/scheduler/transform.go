@@ -11,6 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/bsonpath"
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/transforms"
 )
@@ -109,12 +110,20 @@ func (c *collection) mapDoc(doc bson.Raw, id bson.RawValue, canonical string, op
 	return nil
 }
 
+// observer sees the standing documents during the key pass (runs: the months its partitions
+// need). wants tells, cheaply and before the document is mapped, whether observe could learn
+// anything from it; a document it does not want, and that neither holds a unique key nor could
+// collide on identity, is not mapped at all.
+type observer struct {
+	wants   func(doc bson.Raw) bool
+	observe func(doc bson.Raw)
+}
+
 // prepare scans the collection once, runs the documents that matter through the standing stage
-// (all of them when there is a unique key or an observer), and decides identity collisions and
-// then the unique key among the documents that stand; a document that loses its identity does
-// not hold a unique key. observe, when set, sees each standing document (runs: the months its
-// partitions need).
-func (c *collection) prepare(ctx context.Context, kp pipeline.KeyPass, observe func(doc bson.Raw)) error {
+// (all of them when there is a unique key; those an observer wants), and decides identity
+// collisions and then the unique key among the documents that stand; a document that loses its
+// identity does not hold a unique key.
+func (c *collection) prepare(ctx context.Context, kp pipeline.KeyPass, obs *observer) error {
 	if kp.Scan == nil {
 		return errors.New(Name + "." + c.name + ": key pass without a Scan")
 	}
@@ -131,8 +140,8 @@ func (c *collection) prepare(ctx context.Context, kp pipeline.KeyPass, observe f
 	// Where only identity collisions are at stake, a document matters only if its _id could
 	// share its canonical form with an _id of another type; when the source knows that every
 	// _id is of one type class, none can.
-	onlyIDs := c.unique == nil && observe == nil
-	if onlyIDs && len(kp.IDClasses) == 1 {
+	onlyIDs := c.unique == nil
+	if onlyIDs && obs == nil && len(kp.IDClasses) == 1 {
 		c.mu.Lock()
 		c.collide, c.winners = map[string]bson.RawValue{}, &transforms.Winners{}
 		c.mu.Unlock()
@@ -143,7 +152,8 @@ func (c *collection) prepare(ctx context.Context, kp pipeline.KeyPass, observe f
 			return err
 		}
 		if onlyIDs {
-			if id, err := doc.LookupErr("_id"); err != nil || !mayCollide(id) {
+			id, ok := bsonpath.Top(doc, "_id")
+			if (!ok || !mayCollide(id)) && (obs == nil || !obs.wants(doc)) {
 				return nil
 			}
 		}
@@ -152,13 +162,13 @@ func (c *collection) prepare(ctx context.Context, kp pipeline.KeyPass, observe f
 		if v.Skip != "" || v.Reject != nil {
 			return nil
 		}
-		id, err := doc.LookupErr("_id")
-		if err != nil {
+		id, ok := bsonpath.Top(doc, "_id")
+		if !ok {
 			return nil // cannot happen: the stage rejects a document without _id
 		}
 		ids.add(id, *v.ID)
-		if observe != nil {
-			observe(doc)
+		if obs != nil {
+			obs.observe(doc)
 		}
 		if c.unique != nil {
 			if key, ok := c.unique.of(doc, c.opt.FixStrings); ok {
@@ -274,15 +284,24 @@ func isHex24(s string) bool {
 
 // get reads a top-level field; the zero value when it is missing.
 func get(doc bson.Raw, key string) bson.RawValue {
-	v, err := doc.LookupErr(key)
-	if err != nil {
-		return bson.RawValue{}
-	}
+	v, _ := bsonpath.Top(doc, key)
+	return v
+}
+
+// fields reads the top-level fields of the document a mapping writes: the mappings read them
+// in about the order documents hold them, which a cursor turns into one element per lookup.
+type fields struct{ c bsonpath.Cursor }
+
+func newFields(doc bson.Raw) *fields { return &fields{c: bsonpath.NewCursor(doc)} }
+
+// get reads a top-level field; the zero value when it is missing.
+func (f *fields) get(key string) bson.RawValue {
+	v, _ := f.c.Get(key)
 	return v
 }
 
 // field writes a top-level field into the row's next column.
-func field(r *transforms.Row, doc bson.Raw, key string) { r.Value(get(doc, key), key) }
+func field(r *transforms.Row, f *fields, key string) { r.Value(f.get(key), key) }
 
 func isNull(v bson.RawValue) bool { return v.Type == 0 || v.Type == bson.TypeNull }
 
@@ -305,8 +324,8 @@ func storedText(v bson.RawValue, fix bool) (string, bool) {
 
 // enum writes a smallint enum code for a lowercase name (modules.md: graph_jobs type and
 // status); an unknown name or a value that is no string rejects, naming the value.
-func enum(r *transforms.Row, doc bson.Raw, key, column string, codes map[string]int16) {
-	v := get(doc, key)
+func enum(r *transforms.Row, f *fields, key, column string, codes map[string]int16) {
+	v := f.get(key)
 	if isNull(v) {
 		r.Null(key)
 		return
