@@ -94,15 +94,24 @@ func (t Table) Ident() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t
 // Written lists the columns a row carries, in table order: every column but generated ones.
 // Callers must not modify the result (it is the table's own slice when nothing is generated).
 func (t Table) Written() []Column {
-	generated := false
-	for _, c := range t.Columns {
+	first := -1
+	for i, c := range t.Columns {
 		if c.Generated != "" {
-			generated = true
+			first = i
 			break
 		}
 	}
-	if !generated {
+	if first < 0 {
 		return t.Columns
+	}
+	// Generated columns usually come last: then the written ones are a prefix, and every row
+	// of every document asks for them, so they are not copied.
+	suffix := true
+	for _, c := range t.Columns[first:] {
+		suffix = suffix && c.Generated != ""
+	}
+	if suffix {
+		return t.Columns[:first:first]
 	}
 	out := make([]Column, 0, len(t.Columns))
 	for _, c := range t.Columns {

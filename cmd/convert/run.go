@@ -14,7 +14,6 @@ import (
 
 	"github.com/stellaops/convert/manifests"
 	"github.com/stellaops/convert/pipeline"
-	"github.com/stellaops/convert/pipeline/extract/dump"
 	"github.com/stellaops/convert/pipeline/extract/live"
 	"github.com/stellaops/convert/pipeline/load"
 	"github.com/stellaops/convert/tiers"
@@ -66,7 +65,7 @@ func (f *convFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "parallel ranges")
 	fs.IntVar(&f.batchSize, "batch-size", pipeline.DefaultBatchSize, "documents per batch (a batch also closes at 8 MiB)")
 	fs.IntVar(&f.rangeDocs, "range-docs", live.DefaultRangeDocs, "documents per planned range of a live collection")
-	fs.Int64Var(&f.spanBytes, "span-bytes", dump.DefaultSplitBytes, "bytes per planned range of a plain dump file")
+	fs.Int64Var(&f.spanBytes, "span-bytes", 0, "bytes per planned range of a plain dump file (0: about 1/16 of the file, 4 to 64 MiB)")
 	fs.BoolVar(&f.replace, "replace", false, "truncate the selected tables and start a new run")
 	fs.BoolVar(&f.createSchema, "create-schema", false, "create the module schemas")
 	fs.StringVar(&f.maxRej, "max-rejects", "", "stop (exit 4) past N rejects or P% of documents read")

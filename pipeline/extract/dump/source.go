@@ -27,13 +27,25 @@ type Source struct {
 	arch     *archiveIndex                  // kind "archive"
 	warnings []Warning
 	closed   atomic.Bool
-	// splitBytes is the span of a plain data file one range covers (see Plan).
+	// splitBytes is the span of a plain data file one range covers, 0 for automatic (see Plan).
 	splitBytes int64
 }
 
-// DefaultSplitBytes is the span of a plain .bson file one range covers: large collections are
-// read by several workers at once, and the spans depend on the file alone.
-const DefaultSplitBytes = 64 << 20
+// Spans of a plain .bson file: large collections are read by several workers at once, and the
+// spans depend on the file alone. Unless told otherwise, a file is cut into about autoSpans
+// spans of MinSplitBytes to MaxSplitBytes: enough ranges for the workers to stay busy until
+// the end (a 100 MB file in two spans of 64 and 36 MB left one COPY stream alone for a third
+// of its load), few enough that each range's own cost stays negligible.
+const (
+	MinSplitBytes = 4 << 20
+	MaxSplitBytes = 64 << 20
+	autoSpans     = 16
+)
+
+// splitBytesFor is the span for a file of size bytes when none was chosen.
+func splitBytesFor(size int64) int64 {
+	return min(max(size/autoSpans, MinSplitBytes), MaxSplitBytes)
+}
 
 // Warning is something odd about the input that does not stop a conversion, such as a
 // collection without a metadata file. The caller decides how to show it.
@@ -72,7 +84,8 @@ func Open(ctx context.Context, path string) (*Source, error) {
 
 // Options tune a dump source.
 type Options struct {
-	// SplitBytes is the span of a plain data file one range covers; 0 means DefaultSplitBytes.
+	// SplitBytes is the span of a plain data file one range covers; 0 chooses it from the
+	// file's size (splitBytesFor).
 	SplitBytes int64
 }
 
@@ -86,7 +99,7 @@ func OpenWith(ctx context.Context, path string, o Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", path, err)
 	}
-	s := &Source{path: path, abs: abs, splitBytes: DefaultSplitBytes}
+	s := &Source{path: path, abs: abs}
 	if o.SplitBytes > 0 {
 		s.splitBytes = o.SplitBytes
 	}
@@ -161,8 +174,12 @@ func (s *Source) Plan(ctx context.Context, ns pipeline.Namespace) (pipeline.Coll
 			return pipeline.CollectionPlan{}, fmt.Errorf("dump file %s: %w", c.data, err)
 		}
 		plan.Bytes = fi.Size()
-		if c.dataComp == None && fi.Size() > s.splitBytes {
-			bounds, err := splitPoints(ctx, c.data, fi.Size(), s.splitBytes)
+		span := s.splitBytes
+		if span == 0 {
+			span = splitBytesFor(fi.Size())
+		}
+		if c.dataComp == None && fi.Size() > span {
+			bounds, err := splitPoints(ctx, c.data, fi.Size(), span)
 			if err != nil {
 				return pipeline.CollectionPlan{}, err
 			}
