@@ -571,8 +571,10 @@ func KeyPassOf(ctx context.Context, src Source, job CollectionJob, p Preparer, r
 			err := src.Scan(ctx, job.NS, pr, Cursor{}, func(doc bson.Raw, _ Position) error { return fn(doc) })
 			var ce *CorruptError
 			if errors.As(err, &ce) {
-				log.Warn("key pass stops at a corrupt frame", "collection", job.Name, "err", err)
-				return nil
+				// The range's batches will stop at the same frame and say so; the other
+				// ranges are still read.
+				log.Warn("key pass stops reading a range at a corrupt frame", "collection", job.Name, "range", pr.No, "err", err)
+				continue
 			}
 			if err != nil {
 				return err

@@ -66,6 +66,7 @@ type config struct {
 	durable               bool
 	convertArgs           []string
 	keepLogs              bool
+	keepDump              string
 	skip                  map[string]bool
 }
 
@@ -107,6 +108,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.BoolVar(&c.cpuProfile, "cpuprofile", envOr("BENCH_CPUPROFILE", "") != "", "also run the pipeline in this process under the CPU profiler, per shape (BENCH_CPUPROFILE=1)")
 	fs.BoolVar(&c.durable, "durable", envOr("BENCH_PG_DURABLE", "") != "", "run PostgreSQL with fsync, synchronous_commit and full_page_writes on instead of the test bed's off (BENCH_PG_DURABLE=1)")
 	fs.StringVar(&convertArgsS, "convert-args", envOr("BENCH_CONVERT_ARGS", ""), "extra bin/convert run flags for (b) and (d), space-separated, e.g. \"--batch-size 5000\" (BENCH_CONVERT_ARGS)")
+	fs.StringVar(&c.keepDump, "keep-dump", os.Getenv("BENCH_KEEP_DUMP"), "write each shape's mongodump directory under this directory and keep it, to rerun a figure by hand (BENCH_KEEP_DUMP)")
 	fs.BoolVar(&c.keepLogs, "keep-logs", envOr("BENCH_KEEP_LOGS", "") != "", "copy the logs of every bin/convert run into -out (BENCH_KEEP_LOGS=1); GODEBUG and other variables reach bin/convert")
 	fs.StringVar(&skipS, "skip", envOr("BENCH_SKIP", ""), "comma list of measurements to leave out: a, b, c, d, stages (BENCH_SKIP)")
 	if err := fs.Parse(args); err != nil {
@@ -447,6 +449,13 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 	}
 	defer os.RemoveAll(dir)
 	root := filepath.Join(dir, "dump")
+	if cfg.keepDump != "" {
+		root = filepath.Join(cfg.keepDump, fmt.Sprintf("%s-%d", sh.Name, requested))
+		if err := os.RemoveAll(root); err != nil {
+			return err
+		}
+		logf("%s: the dump is kept in %s", sh.Name, root)
+	}
 	// The target first: a module shape's key pass reads the parents loaded there.
 	asOf := benchAsOf
 	tables := sh.Job(asOf).Transform.Tables()

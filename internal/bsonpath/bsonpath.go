@@ -136,19 +136,53 @@ func Path(doc []byte, path string) (bson.RawValue, bool) {
 	}
 }
 
-// Cursor looks up top-level fields of one document, each search starting after the field
-// found last: a mapping that reads fields in about the order the documents hold them pays
-// one element per lookup instead of a scan from the start.
+// Cursor looks up top-level fields of one document. It indexes the document's elements in one
+// pass when first asked, so each lookup compares keys in a small table instead of reading the
+// document again from its start; a search starts after the entry found last, so a mapping that
+// reads fields in about the order the documents hold them finds each at the first comparison.
 type Cursor struct {
 	doc  []byte
-	next int
 	ok   bool
+	read bool // the index is built
+	// more: the document has elements beyond the index (more than len(ents)); lookups that
+	// miss the index then scan those.
+	more     bool
+	moreFrom int
+	n        int
+	last     int
+	ents     [cursorEntries]entry
+}
+
+const cursorEntries = 32
+
+// entry locates one element: key at doc[key:key+klen], value at doc[val:val+vlen].
+type entry struct {
+	key, klen, val, vlen uint32
+	typ                  bson.Type
 }
 
 // NewCursor returns a cursor over doc's top-level fields.
 func NewCursor(doc []byte) Cursor {
 	doc, ok := framed(doc)
-	return Cursor{doc: doc, next: 4, ok: ok}
+	return Cursor{doc: doc, ok: ok}
+}
+
+func (c *Cursor) index() {
+	c.read = true
+	off := 4
+	for c.n < len(c.ents) {
+		e, ok := read(c.doc, off)
+		if !ok {
+			return
+		}
+		keyOff := off + 1
+		c.ents[c.n] = entry{key: uint32(keyOff), klen: uint32(len(e.key)), val: uint32(e.next - len(e.val)), vlen: uint32(len(e.val)), typ: e.typ}
+		c.n++
+		off = e.next
+	}
+	if _, ok := read(c.doc, off); ok {
+		c.more, c.moreFrom = true, off
+	}
 }
 
 // Get returns a top-level field named key. A document holding key twice gets one of them:
@@ -158,30 +192,34 @@ func (c *Cursor) Get(key string) (bson.RawValue, bool) {
 	if !c.ok {
 		return bson.RawValue{}, false
 	}
-	// From the last position to the end, then from the start to the last position.
-	start := c.next
-	if v, ok := c.scan(start, len(c.doc), key); ok {
-		return v, true
+	if !c.read {
+		c.index()
 	}
-	if start == 4 {
+	for k := 0; k < c.n; k++ {
+		i := c.last + k
+		if i >= c.n {
+			i -= c.n
+		}
+		e := &c.ents[i]
+		if int(e.klen) == len(key) && string(c.doc[e.key:e.key+e.klen]) == key {
+			c.last = i + 1
+			if c.last == c.n {
+				c.last = 0
+			}
+			return bson.RawValue{Type: e.typ, Value: c.doc[e.val : e.val+e.vlen]}, true
+		}
+	}
+	if !c.more {
 		return bson.RawValue{}, false
 	}
-	return c.scan(4, start, key)
-}
-
-// scan searches the elements starting in [from, to) for key and moves the cursor past the one
-// it finds.
-func (c *Cursor) scan(from, to int, key string) (bson.RawValue, bool) {
-	for off := from; off < to; {
+	for off := c.moreFrom; ; {
 		e, ok := read(c.doc, off)
 		if !ok {
 			return bson.RawValue{}, false
 		}
 		if string(e.key) == key {
-			c.next = e.next
 			return bson.RawValue{Type: e.typ, Value: e.val}, true
 		}
 		off = e.next
 	}
-	return bson.RawValue{}, false
 }

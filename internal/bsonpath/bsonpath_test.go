@@ -2,6 +2,7 @@ package bsonpath
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -72,6 +73,25 @@ func TestCursorOrder(t *testing.T) {
 	}
 }
 
+// TestCursorWide reads a document with more fields than the cursor indexes, in an order that
+// jumps back and forth.
+func TestCursorWide(t *testing.T) {
+	var d bson.D
+	for i := 0; i < 3*cursorEntries; i++ {
+		d = append(d, bson.E{Key: fmt.Sprintf("k%d", i), Value: int32(i)})
+	}
+	doc := mustMarshal(t, d)
+	c := NewCursor(doc)
+	for _, i := range []int{0, 90, 5, 40, 31, 32, 33, 95, 96, 1, 64} {
+		k := fmt.Sprintf("k%d", i)
+		want, wok := Top(doc, k)
+		got, ok := c.Get(k)
+		if ok != wok || got.Type != want.Type || !bytes.Equal(got.Value, want.Value) {
+			t.Fatalf("key %q: cursor %v %x %v, Top %v %x %v", k, got.Type, got.Value, ok, want.Type, want.Value, wok)
+		}
+	}
+}
+
 // TestMalformed: broken framing or elements are "not found", never a panic.
 func TestMalformed(t *testing.T) {
 	doc := sample(t)
@@ -124,6 +144,20 @@ func FuzzPath(f *testing.F) {
 		clean, err := bson.Marshal(d)
 		if err != nil {
 			return
+		}
+		seen, dup := map[string]bool{}, false
+		for _, e := range d {
+			dup = dup || seen[e.Key]
+			seen[e.Key] = true
+		}
+		if dup {
+			return // a cursor answers one of the duplicates (strict reading refuses them first)
+		}
+		cc := NewCursor(clean)
+		cv, cok := cc.Get(path)
+		tv, tok := Top(clean, path)
+		if cok != tok || cv.Type != tv.Type || !bytes.Equal(cv.Value, tv.Value) {
+			t.Fatalf("re-marshalled: cursor Get(%q) = %v %v, Top %v %v", path, cv.Type, cok, tv.Type, tok)
 		}
 		got, ok = Path(clean, path)
 		want, werr := bson.Raw(clean).LookupErr(keys...)
