@@ -515,7 +515,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 		streams = append(streams, cfg.workers)
 	}
 	aRuns := make([][]time.Duration, len(streams))
-	var bRuns []time.Duration
+	var bRuns, analyzeRuns []time.Duration
 	var bRSS []int64
 	for i := 0; i < cfg.runs; i++ {
 		if !cfg.skip["a"] {
@@ -532,6 +532,12 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 					return fmt.Errorf("(a) limit: %w", err)
 				}
 			}
+			d, err := analyzeTables(ctx, e.pool, p.Tables)
+			if err != nil {
+				return fmt.Errorf("ANALYZE after (a): %w", err)
+			}
+			logf("  ANALYZE after (a), run %d: %.2f s", i+1, d.Seconds())
+			analyzeRuns = append(analyzeRuns, d)
 		}
 		if !cfg.skip["b"] {
 			if err := resetTables(ctx, e.pool, p.Tables); err != nil {
@@ -566,6 +572,11 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			m.ID, m.What = "aW", fmt.Sprintf("(a) limit: binary COPY, %d streams", st)
 		}
 		m.finish(n, size, aRuns[si])
+		r.Measurements = append(r.Measurements, m)
+	}
+	if len(analyzeRuns) > 0 {
+		m := &measurement{ID: "analyze", What: "ANALYZE of the tables (a) loaded", Extra: "cli.md: (b) analyzes every loaded table, (a) does not"}
+		m.finish(n, size, analyzeRuns)
 		r.Measurements = append(r.Measurements, m)
 	}
 	if !cfg.skip["b"] {

@@ -111,6 +111,9 @@ type ratios struct {
 	BA            float64  `json:"b_over_a"`
 	BATarget      float64  `json:"b_over_a_target"`
 	BAMeets       *bool    `json:"b_over_a_meets,omitempty"`
+	// BAAnalyze is (b) against the limit plus the ANALYZE (b) must run (cli.md): for
+	// information, no target.
+	BAAnalyze float64 `json:"b_over_a_plus_analyze,omitempty"`
 	BC            float64  `json:"b_over_c"`
 	BCTarget      float64  `json:"b_over_c_target,omitempty"` // 0: reported without a target
 	BCMeets       *bool    `json:"b_over_c_meets,omitempty"`
@@ -158,6 +161,9 @@ func (s *shapeResult) computeRatios() {
 		ok := r.BA >= r.BATarget
 		r.BAMeets = &ok
 	}
+	if an := s.get("analyze"); an != nil && r.LimitDocsPerS > 0 && b.MedianS > 0 {
+		r.BAAnalyze = (float64(s.Docs)/r.LimitDocsPerS + an.MedianS) / b.MedianS
+	}
 	if c := s.get("c"); c != nil && c.DocsPerS > 0 {
 		r.BC = b.DocsPerS / c.DocsPerS
 		if r.BCTarget > 0 {
@@ -171,9 +177,6 @@ func (s *shapeResult) computeRatios() {
 	s.RSSTarget = rssTarget
 	ok := s.PeakRSSBytes <= rssTarget
 	r.RSSMeets = &ok
-	if s.Kind == kindNormalized && strings.Contains(s.Note, "generic mode") {
-		r.Notes = append(r.Notes, "normalized targets shown for reference only: this shape is still measured in generic mode")
-	}
 }
 
 func verdict(ok *bool, good, bad string) string {
@@ -240,6 +243,9 @@ func printShape(w io.Writer, s *shapeResult) {
 	if s.get("b") != nil && r.LimitDocsPerS > 0 {
 		fmt.Fprintf(w, "   (b)/(a) = %.2f   target >= %.1f: %s   (limit = %s)\n", r.BA, r.BATarget,
 			verdict(r.BAMeets, "meets", "BELOW TARGET"), r.LimitFrom)
+	}
+	if r.BAAnalyze > 0 {
+		fmt.Fprintf(w, "   (b)/(a + ANALYZE) = %.2f   (for information: (b) includes the ANALYZE cli.md requires, (a) does not)\n", r.BAAnalyze)
 	}
 	if r.BC > 0 {
 		if r.BCTarget > 0 {
