@@ -93,7 +93,7 @@ func parseConfig(args []string) (*config, error) {
 	}
 	fs.StringVar(&c.convertBin, "convert", envOr("BENCH_CONVERT", "bin/convert"), "the convert binary (BENCH_CONVERT)")
 	fs.StringVar(&c.ferretBin, "ferretdb", envOr("BENCH_FERRETDB", "bin/ferretdb"), "the FerretDB binary (BENCH_FERRETDB)")
-	fs.StringVar(&docs, "docs", envOr("BENCH_DOCS", "200000"), "documents per shape; a comma list runs each size in turn (BENCH_DOCS)")
+	fs.StringVar(&docs, "docs", envOr("BENCH_DOCS", ""), "documents per shape; a comma list runs each size in turn; empty: each shape's default, 1 M normalized and 200 000 JSONB-kept (BENCH_DOCS)")
 	fs.StringVar(&shapesS, "shapes", envOr("BENCH_SHAPES", ""), "comma list of shapes to run; empty: all (BENCH_SHAPES)")
 	fs.IntVar(&c.runs, "runs", atoi("BENCH_RUNS", 3), "runs per figure; the figure is their median (BENCH_RUNS)")
 	fs.IntVar(&c.workers, "workers", atoi("BENCH_WORKERS", runtime.NumCPU()), "streams of the parallel limit; bin/convert keeps its default --workers, the CPU count (BENCH_WORKERS)")
@@ -117,7 +117,13 @@ func parseConfig(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if strings.TrimSpace(docs) == "" {
+		c.sizes = []int{0} // each shape's DefaultDocs
+	}
 	for _, s := range strings.Split(docs, ",") {
+		if strings.TrimSpace(docs) == "" {
+			break
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("-docs %q: want positive document counts, comma-separated", docs)
@@ -310,19 +316,25 @@ func run(ctx context.Context, cfg *config, res *results, stamp string) (err erro
 	fmt.Printf("bench: %d CPUs (%s), %s RAM, load average %s at start; PostgreSQL %s: fsync=%s synchronous_commit=%s full_page_writes=%s shared_buffers=%s max_wal_size=%s\n",
 		runtime.NumCPU(), res.Machine["cpu"], human(toInt64(res.Machine["mem_total_bytes"])), res.Machine["loadavg_start"], res.Server["server_version"],
 		res.Server["fsync"], res.Server["synchronous_commit"], res.Server["full_page_writes"], res.Server["shared_buffers"], res.Server["max_wal_size"])
-	for _, n := range cfg.sizes {
-		if n < 1_000_000 {
-			note := fmt.Sprintf("%d documents per shape, not 1 M: %s", n, smallDefaultWhy)
-			res.Notes = append(res.Notes, note)
-			fmt.Println("bench: " + note)
-		}
-	}
-	for _, n := range cfg.sizes {
-		sr := &sizeResult{RequestedDocs: n}
+	for _, size := range cfg.sizes {
+		sr := &sizeResult{RequestedDocs: size}
 		res.Sizes = append(res.Sizes, sr)
 		for _, sh := range shapes {
 			if cfg.shapes != nil && !cfg.shapes[sh.Name] {
 				continue
+			}
+			n := size
+			if n == 0 {
+				n = sh.DefaultDocs
+			}
+			if n < 1_000_000 {
+				why := smallDefaultWhy
+				if size != 0 {
+					why = "as requested"
+				}
+				note := fmt.Sprintf("%s: %d documents, not 1 M: %s", sh.Name, n, why)
+				res.Notes = append(res.Notes, note)
+				fmt.Println("bench: " + note)
 			}
 			r := &shapeResult{Shape: sh.Name, Kind: sh.Kind, Note: sh.Note, Collection: sh.ns().String(), RequestedDocs: n}
 			sr.Shapes = append(sr.Shapes, r)
@@ -891,7 +903,7 @@ func scaleSummary(sizes []*sizeResult) []*scaleResult {
 
 // smallDefaultWhy explains the default size of `make bench`.
 const smallDefaultWhy = "on 2 shared cores all measurements of 1 M JSONB-kept documents (~11 GB of BSON) take 50-60 minutes, " +
-	"so `make bench` defaults to BENCH_DOCS=200000 to finish within 20 minutes; `make bench-scale` runs 1 M and 5 M"
+	"so `make bench` converts 200 000 of them (and 1 M normalized ones) to finish within about 20 minutes; `make bench-scale` runs 1 M and 5 M of both"
 
 func toInt64(v any) int64 {
 	n, _ := v.(int64)

@@ -36,7 +36,7 @@ type results struct {
 }
 
 type sizeResult struct {
-	RequestedDocs int            `json:"requested_docs"`
+	RequestedDocs int            `json:"requested_docs"` // 0: each shape's default count
 	Shapes        []*shapeResult `json:"shapes"`
 }
 
@@ -106,19 +106,19 @@ func (m *measurement) finish(docs int, bytes int64, runs []time.Duration) {
 }
 
 type ratios struct {
-	LimitDocsPerS float64  `json:"limit_docs_per_s"` // the better of one stream and --workers streams
-	LimitFrom     string   `json:"limit_from"`
-	BA            float64  `json:"b_over_a"`
-	BATarget      float64  `json:"b_over_a_target"`
-	BAMeets       *bool    `json:"b_over_a_meets,omitempty"`
+	LimitDocsPerS float64 `json:"limit_docs_per_s"` // the better of one stream and --workers streams
+	LimitFrom     string  `json:"limit_from"`
+	BA            float64 `json:"b_over_a"`
+	BATarget      float64 `json:"b_over_a_target"`
+	BAMeets       *bool   `json:"b_over_a_meets,omitempty"`
 	// BAAnalyze is (b) against the limit plus the ANALYZE (b) must run (cli.md): for
 	// information, no target.
-	BAAnalyze float64 `json:"b_over_a_plus_analyze,omitempty"`
-	BC            float64  `json:"b_over_c"`
-	BCTarget      float64  `json:"b_over_c_target,omitempty"` // 0: reported without a target
-	BCMeets       *bool    `json:"b_over_c_meets,omitempty"`
-	RSSMeets      *bool    `json:"peak_rss_within_target,omitempty"`
-	Notes         []string `json:"notes,omitempty"`
+	BAAnalyze float64  `json:"b_over_a_plus_analyze,omitempty"`
+	BC        float64  `json:"b_over_c"`
+	BCTarget  float64  `json:"b_over_c_target,omitempty"` // 0: reported without a target
+	BCMeets   *bool    `json:"b_over_c_meets,omitempty"`
+	RSSMeets  *bool    `json:"peak_rss_within_target,omitempty"`
+	Notes     []string `json:"notes,omitempty"`
 }
 
 // scaleResult compares a shape across sizes: flat memory and time linear in documents.

@@ -38,6 +38,8 @@ type shape struct {
 	Coll string
 	Seed uint64
 	Gen  docGen
+	// DefaultDocs is the count `make bench` converts when BENCH_DOCS is not set.
+	DefaultDocs int
 	// Select are the bin/convert run arguments that choose this collection and its transform.
 	Select []string
 	// Job builds the collection job those arguments make the tool build, its filter bound to
@@ -62,14 +64,14 @@ var shapes = []shape{
 	{
 		Name: "jsonb-kept", Kind: kindJSONB,
 		Note: "advisory-like documents of 2-20 KiB kept whole as jsonb (generic mode)",
-		DB:   "concelier", Coll: "advisory", Seed: 1, Gen: genAdvisory,
+		DB:   "concelier", Coll: "advisory", Seed: 1, Gen: genAdvisory, DefaultDocs: 200_000,
 		Select: []string{"--collection", "concelier.advisory"},
 		Job:    genericJob("concelier.advisory"), Version: generic.Version,
 	},
 	{
 		Name: "normalized", Kind: kindNormalized,
 		Note: "Scheduler runs of ~500 B through the scheduler module: one row each in scheduler.runs (partitioned by month), schedule_id checked against the loaded schedules",
-		DB:   scheduler.DB, Coll: scheduler.Runs, Seed: 2, Gen: genSchedulerRun,
+		DB:   scheduler.DB, Coll: scheduler.Runs, Seed: 2, Gen: genSchedulerRun, DefaultDocs: 1_000_000,
 		Select: []string{"--module", scheduler.Name, "--collection", scheduler.Runs},
 		Job:    moduleJob(scheduler.Module(), scheduler.Runs), Version: scheduler.Version,
 		Parents: &parentSet{Module: scheduler.Module(), Collection: scheduler.Schedules, N: benchSchedules, Gen: genSchedule},
