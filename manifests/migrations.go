@@ -133,6 +133,20 @@ CREATE TABLE convert.delta_derived (
 );
 CREATE INDEX delta_derived_by_table ON convert.delta_derived (run_id, tbl);
 `},
+	{"0003_deferred_indexes", `
+-- Secondary indexes a run dropped when it started (--defer-indexes), with the statement that
+-- recreates each: the row is deleted in the transaction that rebuilds the index, when a
+-- collection loading the table completes (in this run or any later one).
+CREATE TABLE convert.deferred_indexes (
+    schema_name text NOT NULL,
+    index_name  text NOT NULL,
+    table_name  text NOT NULL,
+    definition  text NOT NULL,
+    run_id      text NOT NULL,
+    dropped_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema_name, index_name)
+);
+`},
 }
 
 // Migrate brings schema `convert` up to date. Concurrent callers serialize on an advisory lock;

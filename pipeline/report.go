@@ -24,6 +24,9 @@ type Report struct {
 	// Unmapped lists the source collections of the selection's databases that nothing
 	// converted (GridFS buckets, system collections, views, strays), set by the command.
 	Unmapped []string `json:"unmapped"`
+	// DeferredIndexes are the secondary indexes of this target that a run dropped
+	// (--defer-indexes) and no completed collection has rebuilt yet, whichever run dropped them.
+	DeferredIndexes []manifests.DeferredIndex `json:"deferred_indexes,omitempty"`
 }
 
 // CollectionReport is one collection's line of the report.
@@ -117,6 +120,9 @@ func BuildReport(ctx context.Context, store *manifests.Store, runID string) (*Re
 		for _, n := range cr.RowsByTable {
 			rep.Totals.Rows += n
 		}
+	}
+	if rep.DeferredIndexes, err = store.DeferredIndexes(ctx, "", ""); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }

@@ -68,7 +68,10 @@ type Options struct {
 	RunID   string // continue this run
 	Resume  bool   // continue the latest unfinished run of the same selection
 	Replace bool   // truncate the selected tables first
-	Kind    string // run (default), job, delta
+	// DeferIndexes drops the selected tables' secondary indexes when a new run starts and
+	// rebuilds them as their collections complete (fresh targets; not with delta).
+	DeferIndexes bool
+	Kind         string // run (default), job, delta
 	// SinceRun is the completed run a delta catches up from (Kind "delta").
 	SinceRun   string
 	Workers    int
@@ -114,8 +117,12 @@ type Target interface {
 	Prepare(ctx context.Context, tables []Table) error
 	// NonEmpty lists the tables among these that hold rows.
 	NonEmpty(ctx context.Context, tables []Table) ([]string, error)
-	// StartRun records a new run, truncating the given tables in the same transaction.
-	StartRun(ctx context.Context, run *manifests.Run, truncate []Table) error
+	// StartRun records a new run, truncating the given tables and dropping the secondary
+	// indexes of deferIndexes (recorded, to be rebuilt) in the same transaction.
+	StartRun(ctx context.Context, run *manifests.Run, truncate, deferIndexes []Table) error
+	// RebuildIndexes creates again the deferred indexes of the tables of a completed
+	// collection, whichever run deferred them.
+	RebuildIndexes(ctx context.Context, tables []Table) error
 	// Analyze refreshes planner statistics of the tables of a completed collection.
 	Analyze(ctx context.Context, tables []Table) error
 	// Query and Exec serve a transform's key pass (KeyPass.Query, KeyPass.Exec).
@@ -275,6 +282,9 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, err
 		}
 	}
+	if o.DeferIndexes && o.Kind == "delta" {
+		return nil, usagef("--defer-indexes is for fresh targets: a delta run updates loaded tables in place")
+	}
 	tables := r.allTables()
 	if err := d.Target.Prepare(ctx, tables); err != nil {
 		return nil, err
@@ -308,6 +318,9 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, err
 		}
 		existing.Status = manifests.StatusRunning
+		if o.DeferIndexes {
+			r.d.Logger.Info("--defer-indexes acts when a run starts: the indexes this run deferred then are rebuilt as its collections complete", "run", existing.ID)
+		}
 		return existing, nil
 	}
 	var truncate []Table
@@ -331,7 +344,11 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 		StartedAt: d.Now().UTC(), AsOf: asOf, SourceKind: d.Source.Kind(), SourceFingerprint: d.Source.Fingerprint(),
 		Options: result, ToolVersion: o.ToolVersion, TransformVersion: o.TransformVersion, Status: manifests.StatusRunning,
 	}
-	if err := d.Target.StartRun(ctx, run, truncate); err != nil {
+	var deferIdx []Table
+	if o.DeferIndexes {
+		deferIdx = tables
+	}
+	if err := d.Target.StartRun(ctx, run, truncate, deferIdx); err != nil {
 		return nil, err
 	}
 	return run, nil
@@ -428,6 +445,9 @@ func (r *runner) completeDerived(ctx context.Context, module string) error {
 		}
 		sums[t.FullName()] = s
 		rows[t.FullName()] = s.Count
+	}
+	if err := r.d.Target.RebuildIndexes(ctx, derived); err != nil {
+		return err
 	}
 	if err := r.d.Target.Analyze(ctx, derived); err != nil {
 		return err
@@ -540,6 +560,17 @@ func (r *runner) completeCollection(ctx context.Context, job CollectionJob, star
 	}
 	c, err := r.d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
 	if err != nil {
+		return err
+	}
+	// Indexes first: ANALYZE also gathers the statistics of expression indexes. Derived
+	// tables get theirs back with their module.
+	var own []Table
+	for _, t := range job.Transform.Tables() {
+		if !t.Derived {
+			own = append(own, t)
+		}
+	}
+	if err := r.d.Target.RebuildIndexes(ctx, own); err != nil {
 		return err
 	}
 	if err := r.d.Target.Analyze(ctx, job.Transform.Tables()); err != nil {

@@ -39,9 +39,14 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			reps = append(reps, rep)
 		}
-		if jsonOut {
-			return writeJSON(stdout, map[string]any{"format_version": pipeline.FormatVersion, "runs": reps})
+		deferred, err := store.DeferredIndexes(ctx, "", "")
+		if err != nil {
+			return err
 		}
+		if jsonOut {
+			return writeJSON(stdout, map[string]any{"format_version": pipeline.FormatVersion, "runs": reps, "deferred_indexes": deferred})
+		}
+		defer printDeferred(stdout, deferred)
 		t := newTable(stdout, "RUN", "STATUS", "STARTED", "AS-OF", "COLLECTIONS", "READ", "LOADED", "REJECTED", "SKIPPED")
 		for _, rep := range reps {
 			t.row(rep.RunID, rep.Status, rep.StartedAt.Format(time.RFC3339), rep.AsOf.Format(time.RFC3339), len(rep.Collections),

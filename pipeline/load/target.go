@@ -179,7 +179,7 @@ func (t *Target) NonEmpty(ctx context.Context, tables []pipeline.Table) ([]strin
 }
 
 // StartRun implements pipeline.Target.
-func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pipeline.Table) error {
+func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate, deferIdx []pipeline.Table) error {
 	tx, err := t.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("start run: %w", err)
@@ -200,6 +200,9 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pi
 		}
 	}
 	if err := manifests.CreateRun(ctx, tx, run); err != nil {
+		return err
+	}
+	if err := deferIndexes(ctx, tx, run.ID, deferIdx); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

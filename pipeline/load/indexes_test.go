@@ -1,0 +1,152 @@
+package load
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stellaops/convert/manifests"
+	"github.com/stellaops/convert/pipeline"
+)
+
+// indexDefs lists a table's indexes (its partitions' too) as name → definition, with whether
+// each is valid.
+func indexDefs(t *testing.T, pool *pgxpool.Pool, schema string) map[string]string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `SELECT i.relname, pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
+WHERE n.nspname = $1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = def
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDeferIndexes: StartRun drops exactly the indexes that constrain nothing (a plain one,
+// an expression one, one on a partitioned table with its partitions' ones), keeps the primary
+// key, unique indexes and an index backing a constraint, and records what it dropped in the
+// same transaction; RebuildIndexes restores every index as it was, valid and covering the
+// partitions (a partition created meanwhile included), and forgets the records.
+func TestDeferIndexes(t *testing.T) {
+	pool := testPool(t)
+	ctx := t.Context()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA s;
+CREATE TABLE s.plain (id integer PRIMARY KEY, a text, b text, c integer, UNIQUE (b));
+CREATE INDEX plain_a ON s.plain (a);
+CREATE INDEX plain_lower_a ON s.plain (lower(a)) WHERE c > 0;
+CREATE UNIQUE INDEX plain_c_unique ON s.plain (c);
+ALTER TABLE s.plain ADD CONSTRAINT plain_excl EXCLUDE USING btree (c WITH =);
+CREATE TABLE s.parts (id integer, at timestamptz NOT NULL, ref integer, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE s.parts_y2026m01 PARTITION OF s.parts FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2026-02-01 00:00:00+00');
+CREATE INDEX parts_ref ON s.parts (ref);`); err != nil {
+		t.Fatal(err)
+	}
+	before := indexDefs(t, pool, "s")
+	tables := []pipeline.Table{{Schema: "s", Name: "plain"}, {Schema: "s", Name: "parts"}}
+	run := &manifests.Run{ID: pipeline.NewRunID(time.Now()), Kind: "run", Selection: "test", AsOf: time.Now(), SourceKind: "test",
+		SourceFingerprint: "test", Options: []byte(`{}`), ToolVersion: "t", TransformVersion: "t", Status: "running", StartedAt: time.Now()}
+	target := NewTarget(pool)
+	if err := target.StartRun(ctx, run, tables, tables); err != nil {
+		t.Fatal(err)
+	}
+	during := indexDefs(t, pool, "s")
+	var gone []string
+	for name := range before {
+		if _, ok := during[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(gone)
+	if want := []string{"parts_ref", "parts_y2026m01_ref_idx", "plain_a", "plain_lower_a"}; !slices.Equal(gone, want) {
+		t.Fatalf("dropped %v, want %v", gone, want)
+	}
+	store := manifests.NewStore(pool)
+	recorded, err := store.DeferredIndexes(ctx, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range recorded {
+		names = append(names, d.Table+"/"+d.Index)
+		if d.RunID != run.ID || strings.Contains(d.Definition, " ON ONLY ") {
+			t.Errorf("record %+v", d)
+		}
+	}
+	if want := []string{"parts/parts_ref", "plain/plain_a", "plain/plain_lower_a"}; !slices.Equal(names, want) {
+		t.Fatalf("recorded %v, want %v", names, want)
+	}
+
+	// A partition created while the index is away (the scheduler creates monthly ones before
+	// loading) gets it too.
+	if _, err := pool.Exec(ctx, `CREATE TABLE s.parts_y2026m02 PARTITION OF s.parts FOR VALUES FROM ('2026-02-01 00:00:00+00') TO ('2026-03-01 00:00:00+00')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.RebuildIndexes(ctx, tables); err != nil {
+		t.Fatal(err)
+	}
+	after := indexDefs(t, pool, "s")
+	for name, def := range before {
+		if after[name] != def {
+			t.Errorf("index %s after rebuild: %q, before: %q", name, after[name], def)
+		}
+	}
+	if def, ok := after["parts_y2026m02_ref_idx"]; !ok || strings.HasSuffix(def, "INVALID") {
+		t.Errorf("the new partition's index: %q (present %v); all: %v", def, ok, after)
+	}
+	if left, err := store.DeferredIndexes(ctx, "", ""); err != nil || len(left) != 0 {
+		t.Fatalf("records left after the rebuild: %v %v", left, err)
+	}
+	// Rebuilding again, or a record whose index someone already recreated, is harmless.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := manifests.RecordDeferredIndex(ctx, tx, manifests.DeferredIndex{Schema: "s", Table: "plain", Index: "plain_a", Definition: "CREATE INDEX plain_a ON s.plain USING btree (a)", RunID: run.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := target.RebuildIndexes(ctx, tables); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := store.DeferredIndexes(ctx, "", ""); err != nil || len(left) != 0 {
+		t.Fatalf("records left: %v %v", left, err)
+	}
+}
+
+// TestDeferIndexesRollsBackWithTheRun: when the run cannot be recorded, no index is dropped.
+func TestDeferIndexesRollsBackWithTheRun(t *testing.T) {
+	pool := testPool(t)
+	ctx := t.Context()
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA s; CREATE TABLE s.plain (id integer PRIMARY KEY, a text); CREATE INDEX plain_a ON s.plain (a)`); err != nil {
+		t.Fatal(err)
+	}
+	run := &manifests.Run{ID: pipeline.NewRunID(time.Now()), Kind: "run", Selection: "test", AsOf: time.Now(), SourceKind: "test",
+		SourceFingerprint: "test", Options: []byte(`{}`), ToolVersion: "t", TransformVersion: "t", Status: "running", StartedAt: time.Now()}
+	tables := []pipeline.Table{{Schema: "s", Name: "plain"}, {Schema: "s", Name: "missing"}}
+	if err := NewTarget(pool).StartRun(ctx, run, nil, tables); err == nil {
+		t.Fatal("StartRun deferred the indexes of a missing table")
+	}
+	if _, ok := indexDefs(t, pool, "s")["plain_a"]; !ok {
+		t.Error("plain_a was dropped by a run that was never recorded")
+	}
+	var runs int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM convert.runs WHERE id = $1`, run.ID).Scan(&runs); err != nil || runs != 0 {
+		t.Errorf("run recorded: %d %v", runs, err)
+	}
+}
