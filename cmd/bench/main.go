@@ -527,7 +527,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 		streams = append(streams, cfg.workers)
 	}
 	aRuns := make([][]time.Duration, len(streams))
-	var bRuns, analyzeRuns []time.Duration
+	var bRuns, bDeferRuns, analyzeRuns []time.Duration
 	var bRSS []int64
 	for i := 0; i < cfg.runs; i++ {
 		if !cfg.skip["a"] {
@@ -552,27 +552,19 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			analyzeRuns = append(analyzeRuns, d)
 		}
 		if !cfg.skip["b"] {
-			if err := resetTables(ctx, e.pool, p.Tables); err != nil {
+			cr, err := e.convertB(ctx, sh, p, root, dir, n, "b", i)
+			if err != nil {
 				return err
 			}
-			report := filepath.Join(dir, fmt.Sprintf("report-b-%d.json", i))
-			args := append([]string{"run", "--from", root, "--to", e.dsn}, sh.Select...)
-			args = append(args, "--as-of", asOf.Format(time.RFC3339Nano), "--replace", "--report", report)
-			args = append(args, cfg.convertArgs...)
-			cr, err := runConvert(ctx, e.convertExe, args, e.logPath(dir, sh, n, "b", i))
-			if err != nil {
-				return fmt.Errorf("(b) convert run: %w", err)
-			}
-			_, c, err := readReport(report, sh.Job(asOf).Name, n)
-			if err != nil {
-				return fmt.Errorf("(b) convert run: %w", err)
-			}
-			if c.Checksum != p.Checksum {
-				return fmt.Errorf("(b) convert run: collection checksum %s differs from the precomputed rows' %s", c.Checksum, p.Checksum)
-			}
-			logf("  (b) convert run, run %d: %.2f s, peak RSS %s", i+1, cr.Elapsed.Seconds(), mib(cr.MaxRSS))
 			bRuns = append(bRuns, cr.Elapsed)
 			bRSS = append(bRSS, cr.MaxRSS)
+			if sh.DeferIndexes {
+				cr, err := e.convertB(ctx, sh, p, root, dir, n, "b-defer", i, "--defer-indexes")
+				if err != nil {
+					return err
+				}
+				bDeferRuns = append(bDeferRuns, cr.Elapsed)
+			}
 		}
 	}
 	for si, st := range streams {
@@ -602,6 +594,11 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 		}
 		m := &measurement{ID: "b", What: "(b) convert run from the dump", PeakRSSBytes: bRSS}
 		m.finish(n, size, bRuns)
+		r.Measurements = append(r.Measurements, m)
+	}
+	if len(bDeferRuns) > 0 {
+		m := &measurement{ID: "b-defer", What: "(b) with --defer-indexes", Extra: "secondary indexes dropped, rebuilt after the load (for information)"}
+		m.finish(n, size, bDeferRuns)
 		r.Measurements = append(r.Measurements, m)
 	}
 
@@ -786,6 +783,31 @@ func (e *env) ferretRuns(ctx context.Context, sh shape, root, dir string, p *pre
 	}
 	r.Measurements = append(r.Measurements, m)
 	return nil
+}
+
+// convertB is one timed (b) run: the tables emptied, bin/convert run from the dump with the
+// shape's selection and extra flags, and its report checked against the precomputed rows.
+func (e *env) convertB(ctx context.Context, sh shape, p *precomputed, root, dir string, n int, what string, i int, extra ...string) (*convertRun, error) {
+	if err := resetTables(ctx, e.pool, p.Tables); err != nil {
+		return nil, err
+	}
+	report := filepath.Join(dir, fmt.Sprintf("report-%s-%d.json", what, i))
+	args := append([]string{"run", "--from", root, "--to", e.dsn}, sh.Select...)
+	args = append(args, "--as-of", benchAsOf.Format(time.RFC3339Nano), "--replace", "--report", report)
+	args = append(append(args, extra...), e.cfg.convertArgs...)
+	cr, err := runConvert(ctx, e.convertExe, args, e.logPath(dir, sh, n, what, i))
+	if err != nil {
+		return nil, fmt.Errorf("(%s) convert run: %w", what, err)
+	}
+	_, c, err := readReport(report, sh.Job(benchAsOf).Name, n)
+	if err != nil {
+		return nil, fmt.Errorf("(%s) convert run: %w", what, err)
+	}
+	if c.Checksum != p.Checksum {
+		return nil, fmt.Errorf("(%s) convert run: collection checksum %s differs from the precomputed rows' %s", what, c.Checksum, p.Checksum)
+	}
+	logf("  (%s) convert run, run %d: %.2f s, peak RSS %s", what, i+1, cr.Elapsed.Seconds(), mib(cr.MaxRSS))
+	return cr, nil
 }
 
 // logPath is where a bin/convert run logs: the shape's scratch directory, or -out with

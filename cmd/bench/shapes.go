@@ -40,6 +40,9 @@ type shape struct {
 	Gen  docGen
 	// DefaultDocs is the count `make bench` converts when BENCH_DOCS is not set.
 	DefaultDocs int
+	// DeferIndexes: the tables have secondary indexes, so (b) is also measured with
+	// --defer-indexes.
+	DeferIndexes bool
 	// Select are the bin/convert run arguments that choose this collection and its transform.
 	Select []string
 	// Job builds the collection job those arguments make the tool build, its filter bound to
@@ -74,7 +77,8 @@ var shapes = []shape{
 		DB:   scheduler.DB, Coll: scheduler.Runs, Seed: 2, Gen: genSchedulerRun, DefaultDocs: 1_000_000,
 		Select: []string{"--module", scheduler.Name, "--collection", scheduler.Runs},
 		Job:    moduleJob(scheduler.Module(), scheduler.Runs), Version: scheduler.Version,
-		Parents: &parentSet{Module: scheduler.Module(), Collection: scheduler.Schedules, N: benchSchedules, Gen: genSchedule},
+		DeferIndexes: true,
+		Parents:      &parentSet{Module: scheduler.Module(), Collection: scheduler.Schedules, N: benchSchedules, Gen: genSchedule},
 	},
 }
 
