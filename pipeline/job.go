@@ -150,7 +150,7 @@ func newRunner(o Options, d Deps) *runner {
 	if d.IsTransient == nil {
 		d.IsTransient = func(error) bool { return false }
 	}
-	return &runner{o: o, d: d, log: d.Logger}
+	return &runner{o: o, d: d, log: d.Logger, batches: NewFreeList[*Batch](2*max(o.Workers, 1) + 2)}
 }
 
 // jobCollections walks the collections in load order. The leader plans and completes them;

@@ -242,6 +242,9 @@ type runner struct {
 	run      *manifests.Run
 	log      *slog.Logger
 	throttle *throttle // job mode: --rate and --pause; nil otherwise
+	// batches are reused from range to range: a batch grows to megabytes, and growing two
+	// afresh per range (a dump file is several) was a large share of the tool's CPU.
+	batches *FreeList[*Batch]
 }
 
 func (r *runner) allTables() []Table {
@@ -710,8 +713,24 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 	free := make(chan *Batch, 2)
 	full := make(chan *Batch, 1)
 	for i := 0; i < 2; i++ {
-		free <- &Batch{}
+		b, ok := r.batches.Get()
+		if !ok {
+			b = &Batch{}
+		}
+		free <- b
 	}
+	// The batches back in free when the range ends are kept for the next one; one the
+	// committer dropped after a failure is left to the garbage collector.
+	defer func() {
+		for {
+			select {
+			case b := <-free:
+				r.batches.Put(b)
+			default:
+				return
+			}
+		}
+	}()
 	// The committer uses ctx, not the producer's context: batches already handed over (the
 	// documents before a corrupt frame among them) are committed even when reading failed.
 	pctx, stopProducer := context.WithCancel(ctx)

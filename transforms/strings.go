@@ -22,11 +22,8 @@ const hexDigits = "0123456789abcdef"
 // exact as to whether any byte matches once bytes from 0x80 are excluded.
 func plainWord(x uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	if x&highs != 0 {
-		return false
-	}
-	below := func(v uint64, n uint64) uint64 { return (v - ones*n) & ^v & highs }
-	return below(x, 0x20)|below(x^(ones*'"'), 1)|below(x^(ones*'\\'), 1) == 0
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	return (x|(x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs == 0
 }
 
 // Why a string-like value cannot be stored as it is. a string-like value cannot be stored as it is.

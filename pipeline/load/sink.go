@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -32,13 +31,19 @@ type Sink struct {
 	pool *pgxpool.Pool
 	// bufs keeps COPY buffers between commits: a batch's stream is megabytes, and building it
 	// afresh per commit was most of the tool's allocation (and of its peak RSS).
-	bufs sync.Pool
+	bufs *pipeline.FreeList[[]byte]
 }
 
 var _ pipeline.Sink = (*Sink)(nil)
 
 // NewSink writes through pool.
-func NewSink(pool *pgxpool.Pool) *Sink { return &Sink{pool: pool} }
+func NewSink(pool *pgxpool.Pool) *Sink {
+	return &Sink{pool: pool, bufs: pipeline.NewFreeList[[]byte](maxKeptBuffers)}
+}
+
+// maxKeptBuffers bounds the COPY buffers kept between commits; only as many exist as commits
+// ran at once (one per worker).
+const maxKeptBuffers = 64
 
 // ErrClaimLost means the batch's range was reclaimed by another worker: nothing was written.
 var ErrClaimLost = manifests.ErrClaimLost
@@ -55,10 +60,10 @@ type batchState struct {
 // Commit implements pipeline.Sink.
 func (s *Sink) Commit(ctx context.Context, b *pipeline.Batch) (pipeline.Committed, error) {
 	st := &batchState{b: b, refused: map[int]string{}}
-	if p, ok := s.bufs.Get().(*[]byte); ok {
-		st.copyBuf = (*p)[:0]
+	if buf, ok := s.bufs.Get(); ok {
+		st.copyBuf = buf[:0]
 	}
-	defer func() { buf := st.copyBuf; s.bufs.Put(&buf) }()
+	defer func() { s.bufs.Put(st.copyBuf) }()
 	st.colsByTb = make([][]pipeline.Column, len(b.Tables))
 	for i, t := range b.Tables {
 		st.colsByTb[i] = t.Written()
