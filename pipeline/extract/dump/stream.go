@@ -23,7 +23,7 @@ const (
 	// terminatorLen is what the archive format writes as 0xFFFFFFFF.
 	terminatorLen int32 = -1
 
-	readBufSize = 64 << 10
+	readBufSize = 256 << 10
 	initDocBuf  = 16 << 10
 )
 
@@ -164,16 +164,19 @@ const (
 // length below the minimum. Every broken frame is a *pipeline.CorruptError at the frame's start.
 func (s *stream) next(allowTerminator, keep bool) (frameKind, int64, []byte, error) {
 	start := s.off
-	var lb [4]byte
-	k, err := io.ReadFull(s.br, lb[:])
-	if err != nil {
-		if k == 0 && err == io.EOF {
+	lb, err := s.br.Peek(4)
+	if len(lb) < 4 {
+		if len(lb) == 0 && err == io.EOF {
 			return frameEnd, start, nil, nil
 		}
-		return 0, start, nil, s.fail(err, start, fmt.Sprintf("file ends inside a document length (%d of 4 bytes)", k))
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, start, nil, s.fail(err, start, fmt.Sprintf("file ends inside a document length (%d of 4 bytes)", len(lb)))
 	}
-	n := int32(binary.LittleEndian.Uint32(lb[:]))
+	n := int32(binary.LittleEndian.Uint32(lb))
 	if allowTerminator && n == terminatorLen {
+		s.br.Discard(4) //nolint:errcheck // the 4 bytes are buffered
 		s.off += 4
 		return frameTerminator, start, nil, nil
 	}
@@ -186,18 +189,31 @@ func (s *stream) next(allowTerminator, keep bool) (frameKind, int64, []byte, err
 		return 0, start, nil, s.corrupt(start, "document length %d runs past the end of the file (%d bytes left)", n, s.limit-start)
 	}
 	size := int(n)
+	var doc []byte
 	var last byte
-	if keep {
+	switch {
+	case keep && size <= s.br.Size():
+		// Most documents fit in the read buffer: handed out from there, not copied (valid
+		// until the next call, as a copy in s.buf would be).
+		b, err := s.br.Peek(size)
+		if err != nil {
+			return 0, start, nil, s.fail(err, start, fmt.Sprintf("file ends inside a document of length %d (%d bytes present)", n, len(b)))
+		}
+		doc, last = b, b[size-1]
+		s.br.Discard(size) //nolint:errcheck // the document is buffered
+	case keep:
 		if cap(s.buf) < size {
 			s.buf = make([]byte, min(max(size, 2*cap(s.buf), initDocBuf), maxDocSize))
 		}
 		b := s.buf[:size]
-		copy(b, lb[:])
+		copy(b, lb)
+		s.br.Discard(4) //nolint:errcheck // buffered
 		if k, err := io.ReadFull(s.br, b[4:]); err != nil {
 			return 0, start, nil, s.fail(err, start, fmt.Sprintf("file ends inside a document of length %d (%d bytes present)", n, 4+k))
 		}
-		last = b[size-1]
-	} else {
+		doc, last = b, b[size-1]
+	default:
+		s.br.Discard(4) //nolint:errcheck // buffered
 		k, err := s.br.Discard(size - 5)
 		if err == nil {
 			last, err = s.br.ReadByte()
@@ -213,10 +229,7 @@ func (s *stream) next(allowTerminator, keep bool) (frameKind, int64, []byte, err
 		return 0, start, nil, s.corrupt(start, "document of length %d does not end with a NUL byte (found %#02x)", n, last)
 	}
 	s.off = start + int64(n)
-	if keep {
-		return frameDoc, start, s.buf[:size], nil
-	}
-	return frameDoc, start, nil, nil
+	return frameDoc, start, doc, nil
 }
 
 // skipTo moves to uncompressed offset to: a seek for plain files, else decompress and discard.
