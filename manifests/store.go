@@ -102,6 +102,19 @@ WHERE selection = $1 AND kind = $2 AND status <> 'completed' ORDER BY started_at
 	return r, nil
 }
 
+// LatestRun finds the newest run for selection whatever its status, or nil.
+func (s *Store) LatestRun(ctx context.Context, selection, kind string) (*Run, error) {
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM convert.runs
+WHERE selection = $1 AND kind = $2 ORDER BY started_at DESC, id DESC LIMIT 1`, selection, kind))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find latest run: %w", err)
+	}
+	return r, nil
+}
+
 // Runs lists runs, newest first.
 func (s *Store) Runs(ctx context.Context, limit int) ([]*Run, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+runColumns+` FROM convert.runs ORDER BY started_at DESC, id DESC LIMIT $1`, limit)

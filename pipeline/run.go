@@ -212,6 +212,10 @@ func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
 	}
 	r.run = run
 	r.log = r.d.Logger.With("run", run.ID)
+	if r.alreadyDone {
+		r.log.Info("nothing to resume: the latest run of this selection is completed (start a new one with --replace)")
+		return BuildReport(ctx, r.d.Store, run.ID)
+	}
 	r.log.Info("run started", "as_of", run.AsOf.Format(time.RFC3339Nano), "source", run.SourceFingerprint, "workers", o.Workers, "batch_size", o.BatchSize)
 	return r.finish(ctx, r.convertAll(ctx))
 }
@@ -245,6 +249,8 @@ type runner struct {
 	// batches are reused from range to range: a batch grows to megabytes, and growing two
 	// afresh per range (a dump file is several) was a large share of the tool's CPU.
 	batches *FreeList[*Batch]
+	// alreadyDone: --resume found the latest run of the selection completed.
+	alreadyDone bool
 }
 
 func (r *runner) allTables() []Table {
@@ -283,6 +289,21 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 		existing, err = d.Store.LatestUnfinished(ctx, o.Selection, o.Kind)
 		if err != nil {
 			return nil, err
+		}
+		if existing == nil {
+			// A run killed after it recorded its completion, resumed: nothing is left to do,
+			// which is the answer, not a refusal to start a new run over its tables.
+			latest, err := d.Store.LatestRun(ctx, o.Selection, o.Kind)
+			if err != nil {
+				return nil, err
+			}
+			if latest != nil && latest.Status == manifests.StatusCompleted {
+				if err := r.checkResume(latest, result); err != nil {
+					return nil, err
+				}
+				r.alreadyDone = true
+				return latest, nil
+			}
 		}
 	}
 	if o.DeferIndexes && o.Kind == "delta" {

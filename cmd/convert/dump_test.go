@@ -276,11 +276,12 @@ func TestSplitDumpResume(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		cmd, wait := startConvert(t, args...)
 		done := make(chan int, 1)
-		go func() { c, _ := wait(); done <- c }()
+		var stderr string
+		go func() { c, e := wait(); stderr = e; done <- c }()
 		select {
 		case code := <-done:
 			if code != 0 && code != 5 {
-				t.Fatalf("run exited %d", code)
+				t.Fatalf("run exited %d:\n%s", code, stderr)
 			}
 			if code == 0 {
 				i = 20
@@ -314,6 +315,17 @@ func TestSplitDumpResume(t *testing.T) {
 		t.Errorf("split and resumed: checksum %s loaded %d; one range: %s", got, rep.Collections[0].Loaded, whole["split.runs"])
 	}
 	verifyClean(t, dir, pgURL, rep.RunID)
+
+	// Resumed once more (as after a kill between recording completion and exiting): nothing
+	// to do, the completed run's report, no new run.
+	again := parseReport(t, mustConvert(t, nil, append(args, "--json")...).stdout)
+	if again.RunID != rep.RunID || again.Status != "completed" || checksums(again)["split.runs"] != whole["split.runs"] {
+		t.Errorf("--resume after completion: run %s %s, want %s completed", again.RunID, again.Status, rep.RunID)
+	}
+	mustUnmarshal(t, mustConvert(t, nil, "status", "--to", pgURL, "--json").stdout, &listed)
+	if len(listed.Runs) != 1 {
+		t.Errorf("--resume after completion started a run: %d runs", len(listed.Runs))
+	}
 }
 
 // checkManifestExport reads a --manifest export (zstd JSON): the run, its batches summing to the
