@@ -13,32 +13,6 @@ import (
 	"github.com/stellaops/convert/pipeline/extract/dump"
 )
 
-// schemaIndexes lists the indexes of a schema, its partitions' included, as name → definition
-// (with INVALID appended to an invalid one).
-func schemaIndexes(t *testing.T, pgURL, schema string) map[string]string {
-	t.Helper()
-	conn := pgConn(t, pgURL)
-	rows, err := conn.Query(t.Context(), `SELECT i.relname, pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END
-FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
-WHERE n.nspname = $1`, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
-			t.Fatal(err)
-		}
-		out[name] = def
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestDeferIndexes converts the scheduler module of the sample three times: plainly; with
 // --defer-indexes; and with --defer-indexes stopped by --max-rejects 0 at the first reject,
 // which leaves the indexes dropped and listed by status, then resumed to the end. Each ends
@@ -56,7 +30,7 @@ func TestDeferIndexes(t *testing.T) {
 
 	plainURL := pgtest.Database(t)
 	plain := parseReport(t, mustConvert(t, nil, args(plainURL)...).stdout)
-	want := schemaIndexes(t, plainURL, "scheduler")
+	want := pgtest.Indexes(t, pgConn(t, plainURL), "scheduler")
 	if _, ok := want["runs_schedule_id"]; !ok {
 		t.Fatalf("the scheduler schema has no secondary index to defer: %v", slices.Sorted(maps.Keys(want)))
 	}
@@ -69,7 +43,7 @@ func TestDeferIndexes(t *testing.T) {
 		if got, exp := checksums(rep), checksums(plain); !maps.Equal(got, exp) {
 			t.Errorf("%s: checksums %v, plain run %v", what, got, exp)
 		}
-		if got := schemaIndexes(t, pgURL, "scheduler"); !maps.Equal(got, want) {
+		if got := pgtest.Indexes(t, pgConn(t, pgURL), "scheduler"); !maps.Equal(got, want) {
 			t.Errorf("%s: indexes\n%v\nwant\n%v", what, got, want)
 		}
 		var st struct {
@@ -104,7 +78,7 @@ func TestDeferIndexes(t *testing.T) {
 	}) {
 		t.Fatalf("status of the stopped run does not list runs_schedule_id as deferred: %+v", st.Deferred)
 	}
-	if _, ok := schemaIndexes(t, stopURL, "scheduler")["runs_schedule_id"]; ok {
+	if _, ok := pgtest.Indexes(t, pgConn(t, stopURL), "scheduler")["runs_schedule_id"]; ok {
 		t.Fatal("runs_schedule_id exists while the stopped run has it deferred")
 	}
 	check("stopped, then resumed", stopURL, parseReport(t, mustConvert(t, nil, args(stopURL, "--resume")...).stdout))

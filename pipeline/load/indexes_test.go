@@ -6,35 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/stellaops/convert/internal/pgtest"
 	"github.com/stellaops/convert/manifests"
 	"github.com/stellaops/convert/pipeline"
 )
-
-// indexDefs lists a table's indexes (its partitions' too) as name → definition, with whether
-// each is valid.
-func indexDefs(t *testing.T, pool *pgxpool.Pool, schema string) map[string]string {
-	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT i.relname, pg_get_indexdef(x.indexrelid) || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END
-FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace
-WHERE n.nspname = $1`, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
-			t.Fatal(err)
-		}
-		out[name] = def
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // TestDeferIndexes: StartRun drops exactly the indexes that constrain nothing (a plain one,
 // an expression one, one on a partitioned table with its partitions' ones), keeps the primary
@@ -55,7 +30,7 @@ CREATE TABLE s.parts_y2026m01 PARTITION OF s.parts FOR VALUES FROM ('2026-01-01 
 CREATE INDEX parts_ref ON s.parts (ref);`); err != nil {
 		t.Fatal(err)
 	}
-	before := indexDefs(t, pool, "s")
+	before := pgtest.Indexes(t, pool, "s")
 	tables := []pipeline.Table{{Schema: "s", Name: "plain"}, {Schema: "s", Name: "parts"}}
 	run := &manifests.Run{ID: pipeline.NewRunID(time.Now()), Kind: "run", Selection: "test", AsOf: time.Now(), SourceKind: "test",
 		SourceFingerprint: "test", Options: []byte(`{}`), ToolVersion: "t", TransformVersion: "t", Status: "running", StartedAt: time.Now()}
@@ -63,7 +38,7 @@ CREATE INDEX parts_ref ON s.parts (ref);`); err != nil {
 	if err := target.StartRun(ctx, run, tables, tables); err != nil {
 		t.Fatal(err)
 	}
-	during := indexDefs(t, pool, "s")
+	during := pgtest.Indexes(t, pool, "s")
 	var gone []string
 	for name := range before {
 		if _, ok := during[name]; !ok {
@@ -98,7 +73,7 @@ CREATE INDEX parts_ref ON s.parts (ref);`); err != nil {
 	if err := target.RebuildIndexes(ctx, tables); err != nil {
 		t.Fatal(err)
 	}
-	after := indexDefs(t, pool, "s")
+	after := pgtest.Indexes(t, pool, "s")
 	for name, def := range before {
 		if after[name] != def {
 			t.Errorf("index %s after rebuild: %q, before: %q", name, after[name], def)
@@ -142,7 +117,7 @@ func TestDeferIndexesRollsBackWithTheRun(t *testing.T) {
 	if err := NewTarget(pool).StartRun(ctx, run, nil, tables); err == nil {
 		t.Fatal("StartRun deferred the indexes of a missing table")
 	}
-	if _, ok := indexDefs(t, pool, "s")["plain_a"]; !ok {
+	if _, ok := pgtest.Indexes(t, pool, "s")["plain_a"]; !ok {
 		t.Error("plain_a was dropped by a run that was never recorded")
 	}
 	var runs int
