@@ -10,7 +10,7 @@ GO ?= go
 
 # bin/ferretdb is rebuilt only when its module changes: building FerretDB
 # from a cold cache takes about a minute.
-FERRETDB_SRC := $(wildcard tools/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
+FERRETDB_SRC := $(wildcard tools/ferretdb/cmd/ferretdb/*.go) tools/ferretdb/go.mod tools/ferretdb/go.sum
 
 TEST_FLAGS ?= -race -count=1 -timeout 60m
 # Narrow with e.g. `make test PKGS=./internal/...`.
@@ -24,7 +24,7 @@ build:
 ferretdb: bin/ferretdb
 
 bin/ferretdb: $(FERRETDB_SRC)
-	cd tools/ferretdb && $(GO) build -o ../../bin/ferretdb .
+	cd tools/ferretdb && $(GO) build -o ../../bin/ferretdb ./cmd/ferretdb
 
 # The test bed lives in a fresh temp dir; the EXIT trap stops it whether the
 # tests pass, fail or are interrupted, and the recipe exits with go test's
