@@ -575,13 +575,11 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 		if st > 1 {
 			m.ID, m.What = "aW", fmt.Sprintf("(a) limit: binary COPY, %d streams", st)
 		}
-		m.finish(n, size, aRuns[si])
-		r.Measurements = append(r.Measurements, m)
+		r.add(m, n, size, aRuns[si])
 	}
 	if len(analyzeRuns) > 0 {
 		m := &measurement{ID: "analyze", What: "ANALYZE of the tables (a) loaded", Extra: "cli.md: (b) analyzes every loaded table, (a) does not"}
-		m.finish(n, size, analyzeRuns)
-		r.Measurements = append(r.Measurements, m)
+		r.add(m, n, size, analyzeRuns)
 	}
 	if !cfg.skip["b"] {
 		// What the last run left: the loaded tables' size on disk, TOAST and indexes included.
@@ -593,13 +591,11 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			r.TableBytes += tb
 		}
 		m := &measurement{ID: "b", What: "(b) convert run from the dump", PeakRSSBytes: bRSS}
-		m.finish(n, size, bRuns)
-		r.Measurements = append(r.Measurements, m)
+		r.add(m, n, size, bRuns)
 	}
 	if len(bDeferRuns) > 0 {
 		m := &measurement{ID: "b-defer", What: "(b) with --defer-indexes", Extra: "secondary indexes dropped, rebuilt after the load (for information)"}
-		m.finish(n, size, bDeferRuns)
-		r.Measurements = append(r.Measurements, m)
+		r.add(m, n, size, bDeferRuns)
 	}
 
 	if !cfg.skip["c"] {
@@ -617,10 +613,9 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			return err
 		}
 		m := &measurement{ID: "c", What: fmt.Sprintf("(c) naive: INSERT per row, %d docs", k)}
-		m.finish(k, kBytes, runs)
+		r.add(m, k, kBytes, runs)
 		m.ExtrapolatedS = m.MedianS * float64(n) / float64(k)
 		m.Extra = fmt.Sprintf("%d docs extrapolated: %.0f s", n, m.ExtrapolatedS)
-		r.Measurements = append(r.Measurements, m)
 	}
 
 	if !cfg.skip["stages"] {
@@ -638,8 +633,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			return fmt.Errorf("stage extract read %d of %d documents", docs, n)
 		}
 		m := &measurement{ID: "extract", What: "stage extract: dump.Open + Scan", Extra: "dump file in page cache"}
-		m.finish(docs, bytes, runs)
-		r.Measurements = append(r.Measurements, m)
+		r.add(m, docs, bytes, runs)
 
 		if _, ok := sh.Job(asOf).Transform.(pipeline.Preparer); ok {
 			runs, err = e.repeat("stage key pass", func(int) (time.Duration, error) { return keyPassStage(ctx, root, sh, asOf, load.NewTarget(e.pool)) })
@@ -647,8 +641,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 				return err
 			}
 			m = &measurement{ID: "keypass", What: "stage key pass: Prepare over the dump"}
-			m.finish(n, size, runs)
-			r.Measurements = append(r.Measurements, m)
+			r.add(m, n, size, runs)
 		}
 
 		mem, err := loadMemDocs(ctx, root, sh, int64(cfg.stageMemMB)*1e6)
@@ -662,8 +655,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			return err
 		}
 		m = &measurement{ID: "transform", What: fmt.Sprintf("stage transform: Apply, 1 goroutine, %d docs in memory", len(mem.ends))}
-		m.finish(len(mem.ends), int64(len(mem.data)), runs)
-		r.Measurements = append(r.Measurements, m)
+		r.add(m, len(mem.ends), int64(len(mem.data)), runs)
 		mem = nil
 
 		runs, err = e.repeat("stage load", func(int) (time.Duration, error) { return sinkStage(ctx, e.pool, p, sh, asOf, runtime.NumCPU()) })
@@ -671,8 +663,7 @@ func (e *env) runShape(ctx context.Context, sh shape, requested int, r *shapeRes
 			return err
 		}
 		m = &measurement{ID: "load", What: fmt.Sprintf("stage load: load.Sink.Commit of precomputed batches, %d ranges", runtime.NumCPU())}
-		m.finish(n, size, runs)
-		r.Measurements = append(r.Measurements, m)
+		r.add(m, n, size, runs)
 	}
 
 	if cfg.cpuProfile {
@@ -773,15 +764,13 @@ func (e *env) ferretRuns(ctx context.Context, sh shape, root, dir string, p *pre
 	m0 := &measurement{ID: "d0", What: fmt.Sprintf("(d0) FerretDB alone: find sorted by _id, %d docs", k),
 		Label: "no convert: what FerretDB serves at best",
 		Extra: fmt.Sprintf("first %d docs: at most %d docs and %d MB", k, e.cfg.ferretDocs, e.cfg.ferretMB)}
-	m0.finish(k, kBytes, alone)
-	r.Measurements = append(r.Measurements, m0)
+	r.add(m0, k, kBytes, alone)
 	m := &measurement{ID: "d", What: fmt.Sprintf("(d) convert run from FerretDB, %d docs", k), PeakRSSBytes: rss,
 		Label: "FerretDB's ceiling: it sorts in memory and pushes down little"}
-	m.finish(k, kBytes, runs)
 	if !matches {
 		m.Extra = "checksum differs from the dump's rows (FerretDB changed values)"
 	}
-	r.Measurements = append(r.Measurements, m)
+	r.add(m, k, kBytes, runs)
 	return nil
 }
 

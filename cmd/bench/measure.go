@@ -591,14 +591,10 @@ func convertInProcess(ctx context.Context, pool *pgxpool.Pool, root string, job 
 	return rep, nil
 }
 
-// analyzeTables runs ANALYZE on each table as the tool does when a collection completes
-// (load.Target), timed: the limit's rows with the statistics (b) leaves.
+// analyzeTables analyzes the tables as the tool does when a collection completes
+// (load.Target.Analyze), timed: the limit's rows with the statistics (b) leaves.
 func analyzeTables(ctx context.Context, pool *pgxpool.Pool, tables []pipeline.Table) (time.Duration, error) {
 	start := time.Now()
-	for _, t := range tables {
-		if _, err := pool.Exec(ctx, "ANALYZE "+t.Ident()); err != nil {
-			return 0, err
-		}
-	}
-	return time.Since(start), nil
+	err := load.NewTarget(pool).Analyze(ctx, tables)
+	return time.Since(start), err
 }

@@ -58,15 +58,11 @@ func writeDump(ctx context.Context, sh shape, n int, root string) (string, int64
 // scanDump reads the shape's collection from the dump directory; fn's doc is only valid during
 // the call. It stops early without error when fn returns errStop.
 func scanDump(ctx context.Context, root string, sh shape, fn func(doc bson.Raw, pos pipeline.Position) error) error {
-	src, err := dump.Open(ctx, root)
+	src, plan, err := openPlanned(ctx, root, sh)
 	if err != nil {
 		return err
 	}
 	defer src.Close(ctx)
-	plan, err := src.Plan(ctx, sh.ns())
-	if err != nil {
-		return err
-	}
 	for _, r := range plan.Ranges {
 		err := src.Scan(ctx, sh.ns(), r, pipeline.Cursor{}, fn)
 		if err == errStop {
@@ -250,22 +246,32 @@ func precompute(ctx context.Context, sh shape, root, outDir string, asOf time.Ti
 	return p, nil
 }
 
+// openPlanned opens the dump directory and plans the shape's collection as the tool does.
+func openPlanned(ctx context.Context, root string, sh shape) (*dump.Source, pipeline.CollectionPlan, error) {
+	src, err := dump.Open(ctx, root)
+	if err != nil {
+		return nil, pipeline.CollectionPlan{}, err
+	}
+	plan, err := src.Plan(ctx, sh.ns())
+	if err != nil {
+		src.Close(ctx)
+		return nil, pipeline.CollectionPlan{}, err
+	}
+	return src, plan, nil
+}
+
 // keyPass runs the transform's key pass over the dump as the pipeline does before the first
-// batch (pipeline.KeyPassOf over the dump's one file range), with target as the tool's.
+// batch (pipeline.KeyPassOf over the planned ranges), with target as the tool's.
 func keyPass(ctx context.Context, root string, sh shape, tr pipeline.Transform, target pipeline.Target) error {
 	pr, ok := tr.(pipeline.Preparer)
 	if !ok {
 		return nil
 	}
-	src, err := dump.Open(ctx, root)
+	src, plan, err := openPlanned(ctx, root, sh)
 	if err != nil {
 		return err
 	}
 	defer src.Close(ctx)
-	plan, err := src.Plan(ctx, sh.ns())
-	if err != nil {
-		return err
-	}
 	job := pipeline.CollectionJob{Name: sh.ns().String(), NS: sh.ns(), Transform: tr}
 	return pipeline.KeyPassOf(ctx, src, job, pr, plan.Ranges, slog.New(slog.DiscardHandler), target)
 }

@@ -133,6 +133,12 @@ type scaleResult struct {
 	TimeLinear   float64   `json:"s_per_doc_largest_over_smallest"`
 }
 
+// add finishes m over its runs and appends it to the shape's measurements.
+func (s *shapeResult) add(m *measurement, docs int, bytes int64, runs []time.Duration) {
+	m.finish(docs, bytes, runs)
+	s.Measurements = append(s.Measurements, m)
+}
+
 func (s *shapeResult) get(id string) *measurement {
 	for _, m := range s.Measurements {
 		if m.ID == id {
