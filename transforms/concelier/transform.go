@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/bsonpath"
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/transforms"
 )
@@ -287,18 +288,16 @@ func writeRef(r *transforms.Row, id [16]byte, ok bool, rej *pipeline.Reject, pat
 // field is a top-level field of doc (the zero RawValue when missing), looked up without the
 // path splitting of transforms.Lookup: Apply reads a dozen fields per document.
 func field(doc bson.Raw, key string) bson.RawValue {
-	v, err := doc.LookupErr(key)
-	if err != nil {
-		return bson.RawValue{}
-	}
+	v, _ := bsonpath.Top(doc, key)
 	return v
 }
 
 // nested is field for a path of two keys (upstream.fetched_at).
 func nested(doc bson.Raw, key, sub string) bson.RawValue {
-	v, err := doc.LookupErr(key, sub)
-	if err != nil {
+	v, _ := bsonpath.Top(doc, key)
+	if v.Type != bson.TypeEmbeddedDocument && v.Type != bson.TypeArray {
 		return bson.RawValue{}
 	}
+	v, _ = bsonpath.Top(v.Value, sub)
 	return v
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/bsonpath"
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/tiers"
 	"github.com/stellaops/convert/transforms"
@@ -332,10 +333,7 @@ func rowKey(out *pipeline.RowBuffer, row int, cols ...int) (string, bool) {
 
 // top is a top-level field of doc; the zero RawValue when missing.
 func top(doc bson.Raw, key string) bson.RawValue {
-	v, err := doc.LookupErr(key)
-	if err != nil {
-		return bson.RawValue{}
-	}
+	v, _ := bsonpath.Top(doc, key)
 	return v
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/bsonpath"
 	"github.com/stellaops/convert/pipeline"
 	"github.com/stellaops/convert/tiers"
 	"github.com/stellaops/convert/transforms"
@@ -116,8 +117,8 @@ func (t *Transform) Prepare(ctx context.Context, kp pipeline.KeyPass) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		v, err := doc.LookupErr("_id")
-		if err != nil {
+		v, ok := bsonpath.Top(doc, "_id")
+		if !ok {
 			return nil // the document is rejected by Apply
 		}
 		switch v.Type {
