@@ -147,6 +147,16 @@ CREATE TABLE convert.deferred_indexes (
     PRIMARY KEY (schema_name, index_name)
 );
 `},
+	{"0004_deferred_foreign_keys", `
+-- Foreign keys are deferred too (--defer-foreign-keys): the record names its kind, and a
+-- constraint's name is unique per table, not per schema like an index's.
+ALTER TABLE convert.deferred_indexes RENAME TO deferred;
+ALTER TABLE convert.deferred RENAME COLUMN index_name TO name;
+ALTER TABLE convert.deferred ADD COLUMN kind text NOT NULL DEFAULT 'index'
+    CHECK (kind IN ('index', 'foreign key'));
+ALTER TABLE convert.deferred DROP CONSTRAINT deferred_indexes_pkey;
+ALTER TABLE convert.deferred ADD PRIMARY KEY (schema_name, table_name, kind, name);
+`},
 }
 
 // Migrate brings schema `convert` up to date. Concurrent callers serialize on an advisory lock;

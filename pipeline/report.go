@@ -24,9 +24,10 @@ type Report struct {
 	// Unmapped lists the source collections of the selection's databases that nothing
 	// converted (GridFS buckets, system collections, views, strays), set by the command.
 	Unmapped []string `json:"unmapped"`
-	// DeferredIndexes are the secondary indexes of this target that a run dropped
-	// (--defer-indexes) and no completed collection has rebuilt yet, whichever run dropped them.
-	DeferredIndexes []manifests.DeferredIndex `json:"deferred_indexes,omitempty"`
+	// Deferred are the secondary indexes and foreign keys of this target that a run dropped
+	// (--defer-indexes, --defer-foreign-keys) and no completed collection has restored yet,
+	// whichever run dropped them.
+	Deferred []manifests.Deferred `json:"deferred,omitempty"`
 }
 
 // CollectionReport is one collection's line of the report.
@@ -121,7 +122,7 @@ func BuildReport(ctx context.Context, store *manifests.Store, runID string) (*Re
 			rep.Totals.Rows += n
 		}
 	}
-	if rep.DeferredIndexes, err = store.DeferredIndexes(ctx, "", ""); err != nil {
+	if rep.Deferred, err = store.Deferred(ctx, "", ""); err != nil {
 		return nil, err
 	}
 	return rep, nil

@@ -69,9 +69,11 @@ type Options struct {
 	Resume  bool   // continue the latest unfinished run of the same selection
 	Replace bool   // truncate the selected tables first
 	// DeferIndexes drops the selected tables' secondary indexes when a new run starts and
-	// rebuilds them as their collections complete (fresh targets; not with delta).
-	DeferIndexes bool
-	Kind         string // run (default), job, delta
+	// rebuilds them as their collections complete (fresh targets; not with delta);
+	// DeferForeignKeys does the same with their foreign keys.
+	DeferIndexes     bool
+	DeferForeignKeys bool
+	Kind             string // run (default), job, delta
 	// SinceRun is the completed run a delta catches up from (Kind "delta").
 	SinceRun   string
 	Workers    int
@@ -117,12 +119,12 @@ type Target interface {
 	Prepare(ctx context.Context, tables []Table) error
 	// NonEmpty lists the tables among these that hold rows.
 	NonEmpty(ctx context.Context, tables []Table) ([]string, error)
-	// StartRun records a new run, truncating the given tables and dropping the secondary
-	// indexes of deferIndexes (recorded, to be rebuilt) in the same transaction.
-	StartRun(ctx context.Context, run *manifests.Run, truncate, deferIndexes []Table) error
-	// RebuildIndexes creates again the deferred indexes of the tables of a completed
-	// collection, whichever run deferred them.
-	RebuildIndexes(ctx context.Context, tables []Table) error
+	// StartRun records a new run, truncating the given tables and dropping what the deferral
+	// names (recorded, to be restored) in the same transaction.
+	StartRun(ctx context.Context, run *manifests.Run, truncate []Table, deferral Deferral) error
+	// RestoreDeferred creates again the deferred indexes, then foreign keys, of the tables of
+	// a completing collection, whichever run deferred them.
+	RestoreDeferred(ctx context.Context, tables []Table) error
 	// Analyze refreshes planner statistics of the tables of a completed collection.
 	Analyze(ctx context.Context, tables []Table) error
 	// Query and Exec serve a transform's key pass (KeyPass.Query, KeyPass.Exec).
@@ -309,6 +311,9 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 	if o.DeferIndexes && o.Kind == "delta" {
 		return nil, usagef("--defer-indexes is for fresh targets: a delta run updates loaded tables in place")
 	}
+	if o.DeferForeignKeys && o.Kind == "delta" {
+		return nil, usagef("--defer-foreign-keys is for fresh targets: a delta run updates loaded tables in place")
+	}
 	tables := r.allTables()
 	if err := d.Target.Prepare(ctx, tables); err != nil {
 		return nil, err
@@ -342,8 +347,8 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, err
 		}
 		existing.Status = manifests.StatusRunning
-		if o.DeferIndexes {
-			r.d.Logger.Info("--defer-indexes acts when a run starts: the indexes this run deferred then are rebuilt as its collections complete", "run", existing.ID)
+		if o.DeferIndexes || o.DeferForeignKeys {
+			r.d.Logger.Info("--defer-indexes and --defer-foreign-keys act when a run starts: what this run deferred then is restored as its collections complete", "run", existing.ID)
 		}
 		return existing, nil
 	}
@@ -368,14 +373,23 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 		StartedAt: d.Now().UTC(), AsOf: asOf, SourceKind: d.Source.Kind(), SourceFingerprint: d.Source.Fingerprint(),
 		Options: result, ToolVersion: o.ToolVersion, TransformVersion: o.TransformVersion, Status: manifests.StatusRunning,
 	}
-	var deferIdx []Table
+	var deferral Deferral
 	if o.DeferIndexes {
-		deferIdx = tables
+		deferral.Indexes = tables
 	}
-	if err := d.Target.StartRun(ctx, run, truncate, deferIdx); err != nil {
+	if o.DeferForeignKeys {
+		deferral.ForeignKeys = tables
+	}
+	if err := d.Target.StartRun(ctx, run, truncate, deferral); err != nil {
 		return nil, err
 	}
 	return run, nil
+}
+
+// Deferral names the tables whose secondary indexes and whose foreign keys a new run drops
+// (--defer-indexes, --defer-foreign-keys).
+type Deferral struct {
+	Indexes, ForeignKeys []Table
 }
 
 // checkResume refuses a resume whose explicit options would change the result.
@@ -470,7 +484,7 @@ func (r *runner) completeDerived(ctx context.Context, module string) error {
 		sums[t.FullName()] = s
 		rows[t.FullName()] = s.Count
 	}
-	if err := r.d.Target.RebuildIndexes(ctx, derived); err != nil {
+	if err := r.d.Target.RestoreDeferred(ctx, derived); err != nil {
 		return err
 	}
 	if err := r.d.Target.Analyze(ctx, derived); err != nil {
@@ -582,19 +596,20 @@ func (r *runner) completeCollection(ctx context.Context, job CollectionJob, star
 			names = append(names, t.FullName())
 		}
 	}
-	c, err := r.d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
-	if err != nil {
-		return err
-	}
-	// Indexes first: ANALYZE also gathers the statistics of expression indexes. Derived
-	// tables get theirs back with their module.
+	// Deferred indexes and foreign keys first: a foreign key that no longer validates keeps the
+	// collection from completing (a resume tries again), and ANALYZE also gathers the
+	// statistics of expression indexes. Derived tables get theirs back with their module.
 	var own []Table
 	for _, t := range job.Transform.Tables() {
 		if !t.Derived {
 			own = append(own, t)
 		}
 	}
-	if err := r.d.Target.RebuildIndexes(ctx, own); err != nil {
+	if err := r.d.Target.RestoreDeferred(ctx, own); err != nil {
+		return err
+	}
+	c, err := r.d.Store.CompleteCollection(ctx, &manifests.Collection{RunID: r.run.ID, Name: job.Name}, names, time.Since(started))
+	if err != nil {
 		return err
 	}
 	if err := r.d.Target.Analyze(ctx, job.Transform.Tables()); err != nil {

@@ -396,7 +396,7 @@ func sinkStage(ctx context.Context, pool *pgxpool.Pool, p *precomputed, sh shape
 		StartedAt: time.Now().UTC(), AsOf: asOf, SourceKind: "dump", SourceFingerprint: "bench", Options: json.RawMessage(`{}`),
 		ToolVersion: "bench", TransformVersion: sh.Version, Status: manifests.StatusRunning,
 	}
-	if err := load.NewTarget(pool).StartRun(ctx, run, p.Tables, nil); err != nil { // truncates the tables
+	if err := load.NewTarget(pool).StartRun(ctx, run, p.Tables, pipeline.Deferral{}); err != nil { // truncates the tables
 		return 0, err
 	}
 	if err := store.EnsureCollection(ctx, &manifests.Collection{RunID: run.ID, Name: job.Name, Module: job.Module,

@@ -122,8 +122,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var f convFlags
 	f.register(fs)
 	var (
-		runID, manifest, sinceRun   string
-		resume, delta, deferIndexes bool
+		runID, manifest, sinceRun                   string
+		resume, delta, deferIndexes, deferForeignKeys bool
 	)
 	fs.StringVar(&runID, "run-id", "", "continue this unfinished run")
 	fs.BoolVar(&resume, "resume", false, "continue the latest unfinished run of the same selection")
@@ -131,6 +131,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.BoolVar(&delta, "delta", false, "delta catch-up after --since-run")
 	fs.StringVar(&sinceRun, "since-run", "", "the run a delta catches up from")
 	fs.BoolVar(&deferIndexes, "defer-indexes", false, "fresh targets: drop the tables' secondary indexes when the run starts, rebuild each when its collection completes")
+	fs.BoolVar(&deferForeignKeys, "defer-foreign-keys", false, "fresh targets: drop the tables' foreign keys when the run starts, add (and validate) each again when its collection completes")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -154,8 +155,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if f.replace || runID != "" {
 			return usagef("--delta excludes --replace and --run-id (use --resume to continue a delta)")
 		}
-		if deferIndexes {
-			return usagef("--defer-indexes is for fresh targets: a delta run updates loaded tables in place")
+		if deferIndexes || deferForeignKeys {
+			return usagef("--defer-indexes and --defer-foreign-keys are for fresh targets: a delta run updates loaded tables in place")
 		}
 		kind = "delta"
 	}
@@ -238,7 +239,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	progress := newProgress(stderr, logger)
 	defer progress.Close()
 	o := pipeline.Options{
-		RunID: runID, Resume: resume, Replace: replace, DeferIndexes: deferIndexes, Kind: kind, SinceRun: sinceRun, Workers: workers, BatchSize: batchSize, MaxRejects: limit,
+		RunID: runID, Resume: resume, Replace: replace, DeferIndexes: deferIndexes, DeferForeignKeys: deferForeignKeys, Kind: kind, SinceRun: sinceRun, Workers: workers, BatchSize: batchSize, MaxRejects: limit,
 		RetryFor: retryFor, AsOf: asOf, Selection: sel.key, Modules: sel.modules, Collections: sel.colls, Result: sel.result,
 		ToolVersion: toolVersion, TransformVersion: sel.version,
 	}
@@ -298,13 +299,14 @@ func printReport(w io.Writer, rep *pipeline.Report) {
 	if len(rep.Unmapped) > 0 {
 		fmt.Fprintf(w, "not converted (no module maps them): %s\n", strings.Join(rep.Unmapped, ", "))
 	}
-	printDeferred(w, rep.DeferredIndexes)
+	printDeferred(w, rep.Deferred)
 }
 
-// printDeferred lists the indexes --defer-indexes dropped that are still missing.
-func printDeferred(w io.Writer, deferred []manifests.DeferredIndex) {
+// printDeferred lists the indexes and foreign keys --defer-indexes and --defer-foreign-keys
+// dropped that are still missing.
+func printDeferred(w io.Writer, deferred []manifests.Deferred) {
 	for _, d := range deferred {
-		fmt.Fprintf(w, "index %s.%s on %s.%s deferred by run %s, not rebuilt yet (rebuilt when a collection loading the table completes): %s\n",
-			d.Schema, d.Index, d.Schema, d.Table, d.RunID, d.Definition)
+		fmt.Fprintf(w, "%s %s on %s.%s deferred by run %s, not restored yet (restored when a collection loading the table completes): %s\n",
+			d.Kind, d.Name, d.Schema, d.Table, d.RunID, d.Definition)
 	}
 }

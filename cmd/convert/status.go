@@ -39,12 +39,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			reps = append(reps, rep)
 		}
-		deferred, err := store.DeferredIndexes(ctx, "", "")
+		deferred, err := store.Deferred(ctx, "", "")
 		if err != nil {
 			return err
 		}
 		if jsonOut {
-			return writeJSON(stdout, map[string]any{"format_version": pipeline.FormatVersion, "runs": reps, "deferred_indexes": deferred})
+			return writeJSON(stdout, map[string]any{"format_version": pipeline.FormatVersion, "runs": reps, "deferred": deferred})
 		}
 		defer printDeferred(stdout, deferred)
 		t := newTable(stdout, "RUN", "STATUS", "STARTED", "AS-OF", "COLLECTIONS", "READ", "LOADED", "REJECTED", "SKIPPED")

@@ -36,3 +36,29 @@ WHERE n.nspname = $1`, schema)
 	}
 	return out
 }
+
+// ForeignKeys lists the foreign keys of a schema's tables, partitions included, as
+// "table.constraint" → definition, with " NOT VALID" where PostgreSQL has not validated one.
+func ForeignKeys(t testing.TB, db Querier, schema string) map[string]string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), `SELECT c.relname || '.' || k.conname,
+    pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN '' ELSE ' NOT VALID' END
+FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE k.contype = 'f' AND n.nspname = $1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = def
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

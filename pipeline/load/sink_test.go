@@ -35,7 +35,7 @@ func startRun(t *testing.T, pool *pgxpool.Pool, coll string) string {
 	store := manifests.NewStore(pool)
 	run := &manifests.Run{ID: pipeline.NewRunID(time.Now()), Kind: "run", Selection: "test", AsOf: time.Now(), SourceKind: "test",
 		SourceFingerprint: "test", Options: []byte(`{}`), ToolVersion: "t", TransformVersion: "t", Status: "running", StartedAt: time.Now()}
-	if err := NewTarget(pool).StartRun(ctx, run, nil, nil); err != nil {
+	if err := NewTarget(pool).StartRun(ctx, run, nil, pipeline.Deferral{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.EnsureCollection(ctx, &manifests.Collection{RunID: run.ID, Name: coll, Module: "test", SourceNS: "x." + coll, Tier: "A", Filter: []byte(`{}`)}); err != nil {

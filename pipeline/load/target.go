@@ -180,7 +180,7 @@ func (t *Target) NonEmpty(ctx context.Context, tables []pipeline.Table) ([]strin
 }
 
 // StartRun implements pipeline.Target.
-func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate, deferIdx []pipeline.Table) error {
+func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pipeline.Table, deferral pipeline.Deferral) error {
 	tx, err := t.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("start run: %w", err)
@@ -203,7 +203,7 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate, def
 	if err := manifests.CreateRun(ctx, tx, run); err != nil {
 		return err
 	}
-	if err := deferIndexes(ctx, tx, run.ID, deferIdx); err != nil {
+	if err := deferObjects(ctx, tx, run.ID, deferral); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)

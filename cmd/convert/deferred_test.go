@@ -13,11 +13,12 @@ import (
 	"github.com/stellaops/convert/pipeline/extract/dump"
 )
 
-// TestDeferIndexes converts the scheduler module of the sample three times: plainly; with
-// --defer-indexes; and with --defer-indexes stopped by --max-rejects 0 at the first reject,
-// which leaves the indexes dropped and listed by status, then resumed to the end. Each ends
-// with the same checksums and the same indexes, every one valid, and nothing left deferred.
-func TestDeferIndexes(t *testing.T) {
+// TestDeferIndexesAndForeignKeys converts the scheduler module of the sample three times:
+// plainly; with --defer-indexes --defer-foreign-keys; and with both stopped by --max-rejects 0
+// at the first reject, which leaves the indexes and foreign keys dropped and listed by status,
+// then resumed to the end. Each ends with the same checksums, the same indexes, every one valid,
+// the same validated foreign keys, and nothing left deferred.
+func TestDeferIndexesAndForeignKeys(t *testing.T) {
 	asOf := sample.DefaultAsOf
 	dir := filepath.Join(t.TempDir(), "dump")
 	if err := sample.WriteDump(context.Background(), dir, sample.Generate(sample.Options{Seed: 11, Scale: 1, AsOf: asOf}), dump.None); err != nil {
@@ -34,6 +35,10 @@ func TestDeferIndexes(t *testing.T) {
 	if _, ok := want["runs_schedule_id"]; !ok {
 		t.Fatalf("the scheduler schema has no secondary index to defer: %v", slices.Sorted(maps.Keys(want)))
 	}
+	wantFKs := pgtest.ForeignKeys(t, pgConn(t, plainURL), "scheduler")
+	if _, ok := wantFKs["runs.runs_schedule_id_fkey"]; !ok {
+		t.Fatalf("the scheduler schema has no foreign key to defer: %v", wantFKs)
+	}
 
 	check := func(what, pgURL string, rep report) {
 		t.Helper()
@@ -46,8 +51,11 @@ func TestDeferIndexes(t *testing.T) {
 		if got := pgtest.Indexes(t, pgConn(t, pgURL), "scheduler"); !maps.Equal(got, want) {
 			t.Errorf("%s: indexes\n%v\nwant\n%v", what, got, want)
 		}
+		if got := pgtest.ForeignKeys(t, pgConn(t, pgURL), "scheduler"); !maps.Equal(got, wantFKs) {
+			t.Errorf("%s: foreign keys\n%v\nwant\n%v", what, got, wantFKs)
+		}
 		var st struct {
-			Deferred []map[string]any `json:"deferred_indexes"`
+			Deferred []map[string]any `json:"deferred"`
 		}
 		mustUnmarshal(t, mustConvert(t, nil, "status", "--to", pgURL, "--json").stdout, &st)
 		if len(st.Deferred) != 0 {
@@ -56,30 +64,35 @@ func TestDeferIndexes(t *testing.T) {
 	}
 
 	deferURL := pgtest.Database(t)
-	check("--defer-indexes", deferURL, parseReport(t, mustConvert(t, nil, args(deferURL, "--defer-indexes")...).stdout))
+	check("deferred", deferURL, parseReport(t, mustConvert(t, nil, args(deferURL, "--defer-indexes", "--defer-foreign-keys")...).stdout))
 
 	stopURL := pgtest.Database(t)
-	stopped := convert(t, nil, args(stopURL, "--defer-indexes", "--max-rejects", "0")...)
+	stopped := convert(t, nil, args(stopURL, "--defer-indexes", "--defer-foreign-keys", "--max-rejects", "0")...)
 	if stopped.code != 4 {
 		t.Fatalf("--max-rejects 0 on the sample: exit %d, want 4\n%s", stopped.code, stopped.stderr)
 	}
 	var st struct {
 		Deferred []struct {
-			Index string `json:"index"`
-			RunID string `json:"run_id"`
-		} `json:"deferred_indexes"`
+			Kind  string `json:"kind"`
+			Table string `json:"table"`
+			Name  string `json:"name"`
+		} `json:"deferred"`
 	}
 	mustUnmarshal(t, mustConvert(t, nil, "status", "--to", stopURL, "--json").stdout, &st)
-	if !slices.ContainsFunc(st.Deferred, func(d struct {
-		Index string `json:"index"`
-		RunID string `json:"run_id"`
-	}) bool {
-		return d.Index == "runs_schedule_id"
-	}) {
-		t.Fatalf("status of the stopped run does not list runs_schedule_id as deferred: %+v", st.Deferred)
+	listed := map[string]bool{}
+	for _, d := range st.Deferred {
+		listed[d.Kind+" "+d.Table+"."+d.Name] = true
+	}
+	for _, w := range []string{"index runs.runs_schedule_id", "foreign key runs.runs_schedule_id_fkey"} {
+		if !listed[w] {
+			t.Errorf("status of the stopped run does not list %s as deferred: %+v", w, st.Deferred)
+		}
 	}
 	if _, ok := pgtest.Indexes(t, pgConn(t, stopURL), "scheduler")["runs_schedule_id"]; ok {
 		t.Fatal("runs_schedule_id exists while the stopped run has it deferred")
+	}
+	if _, ok := pgtest.ForeignKeys(t, pgConn(t, stopURL), "scheduler")["runs.runs_schedule_id_fkey"]; ok {
+		t.Fatal("runs_schedule_id_fkey exists while the stopped run has it deferred")
 	}
 	check("stopped, then resumed", stopURL, parseReport(t, mustConvert(t, nil, args(stopURL, "--resume")...).stdout))
 }
