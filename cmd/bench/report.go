@@ -113,12 +113,16 @@ type ratios struct {
 	BAMeets       *bool   `json:"b_over_a_meets,omitempty"`
 	// BAAnalyze is (b) against the limit plus the ANALYZE (b) must run (cli.md): for
 	// information, no target.
-	BAAnalyze float64  `json:"b_over_a_plus_analyze,omitempty"`
-	BC        float64  `json:"b_over_c"`
-	BCTarget  float64  `json:"b_over_c_target,omitempty"` // 0: reported without a target
-	BCMeets   *bool    `json:"b_over_c_meets,omitempty"`
-	RSSMeets  *bool    `json:"peak_rss_within_target,omitempty"`
-	Notes     []string `json:"notes,omitempty"`
+	BAAnalyze float64 `json:"b_over_a_plus_analyze,omitempty"`
+	BC        float64 `json:"b_over_c"`
+	BCTarget  float64 `json:"b_over_c_target,omitempty"` // 0: reported without a target
+	BCMeets   *bool   `json:"b_over_c_meets,omitempty"`
+	// FreshBA and FreshBC are (b-fresh) against (a-fresh) and (c): a fresh target's figures,
+	// each against the limit of the same work.
+	FreshBA  float64  `json:"b_fresh_over_a_fresh,omitempty"`
+	FreshBC  float64  `json:"b_fresh_over_c,omitempty"`
+	RSSMeets *bool    `json:"peak_rss_within_target,omitempty"`
+	Notes    []string `json:"notes,omitempty"`
 }
 
 // scaleResult compares a shape across sizes: flat memory and time linear in documents.
@@ -176,6 +180,12 @@ func (s *shapeResult) computeRatios() {
 			ok := r.BC >= r.BCTarget
 			r.BCMeets = &ok
 		}
+	}
+	if bf, af := s.get("b-fresh"), s.get("a-fresh"); bf != nil && af != nil && af.DocsPerS > 0 {
+		r.FreshBA = bf.DocsPerS / af.DocsPerS
+	}
+	if bf, c := s.get("b-fresh"), s.get("c"); bf != nil && c != nil && c.DocsPerS > 0 {
+		r.FreshBC = bf.DocsPerS / c.DocsPerS
 	}
 	for _, v := range b.PeakRSSBytes {
 		s.PeakRSSBytes = max(s.PeakRSSBytes, v)
@@ -259,6 +269,13 @@ func printShape(w io.Writer, s *shapeResult) {
 		} else {
 			fmt.Fprintf(w, "   (b)/(c) = %.1f   (no target for the JSONB-kept shape: the naive path is disk-bound too)\n", r.BC)
 		}
+	}
+	if r.FreshBA > 0 {
+		fmt.Fprintf(w, "   fresh target: (b-fresh)/(a-fresh) = %.2f (same work on both sides)", r.FreshBA)
+		if r.FreshBC > 0 {
+			fmt.Fprintf(w, "; (b-fresh)/(c) = %.1f", r.FreshBC)
+		}
+		fmt.Fprintln(w)
 	}
 	if s.PeakRSSBytes > 0 {
 		fmt.Fprintf(w, "   peak RSS of bin/convert (b) = %s vs %s: %s\n", mib(s.PeakRSSBytes), mib(rssTarget),

@@ -40,9 +40,10 @@ type shape struct {
 	Gen  docGen
 	// DefaultDocs is the count `make bench` converts when BENCH_DOCS is not set.
 	DefaultDocs int
-	// DeferIndexes: the tables have secondary indexes, so (b) is also measured with
-	// --defer-indexes.
-	DeferIndexes bool
+	// Fresh: the tables have secondary indexes or foreign keys, so (a) and (b) are also measured
+	// as for a fresh target, those deferred and restored after the load (--defer-indexes
+	// --defer-foreign-keys).
+	Fresh bool
 	// Select are the bin/convert run arguments that choose this collection and its transform.
 	Select []string
 	// Job builds the collection job those arguments make the tool build, its filter bound to
@@ -77,8 +78,8 @@ var shapes = []shape{
 		DB:   scheduler.DB, Coll: scheduler.Runs, Seed: 2, Gen: genSchedulerRun, DefaultDocs: 1_000_000,
 		Select: []string{"--module", scheduler.Name, "--collection", scheduler.Runs},
 		Job:    moduleJob(scheduler.Module(), scheduler.Runs), Version: scheduler.Version,
-		DeferIndexes: true,
-		Parents:      &parentSet{Module: scheduler.Module(), Collection: scheduler.Schedules, N: benchSchedules, Gen: genSchedule},
+		Fresh:   true,
+		Parents: &parentSet{Module: scheduler.Module(), Collection: scheduler.Schedules, N: benchSchedules, Gen: genSchedule},
 	},
 }
 

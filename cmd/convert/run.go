@@ -122,7 +122,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var f convFlags
 	f.register(fs)
 	var (
-		runID, manifest, sinceRun                   string
+		runID, manifest, sinceRun                     string
 		resume, delta, deferIndexes, deferForeignKeys bool
 	)
 	fs.StringVar(&runID, "run-id", "", "continue this unfinished run")
