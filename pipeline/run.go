@@ -113,6 +113,12 @@ func (o *Options) defaults() {
 	}
 }
 
+// Deferral names the tables whose secondary indexes and whose foreign keys a new run drops
+// (--defer-indexes, --defer-foreign-keys).
+type Deferral struct {
+	Indexes, ForeignKeys []Table
+}
+
 // Target prepares and inspects the target database beyond batch commits.
 type Target interface {
 	// Prepare makes sure the tables exist as specified (creating or validating them).
@@ -384,12 +390,6 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 		return nil, err
 	}
 	return run, nil
-}
-
-// Deferral names the tables whose secondary indexes and whose foreign keys a new run drops
-// (--defer-indexes, --defer-foreign-keys).
-type Deferral struct {
-	Indexes, ForeignKeys []Table
 }
 
 // checkResume refuses a resume whose explicit options would change the result.
