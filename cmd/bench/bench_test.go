@@ -184,3 +184,24 @@ func prepareKeyPass(t testing.TB, sh shape, tr pipeline.Transform, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestPairedRatio: each run's faster limit against that run's (b), then the median; nothing
+// when the runs do not pair up.
+func TestPairedRatio(t *testing.T) {
+	m := func(runs ...float64) *measurement { return &measurement{RunsS: runs} }
+	for _, tc := range []struct {
+		name   string
+		b      *measurement
+		limits []*measurement
+		want   float64
+	}{
+		{"faster limit per run", m(10, 20, 30), []*measurement{m(8, 10, 60), m(5, 12, 30)}, 0.5},
+		{"even count: mean of the middle two", m(10, 10), []*measurement{m(2, 6)}, 0.4},
+		{"runs do not pair up", m(10, 20), []*measurement{m(5, 10, 15)}, 0},
+		{"a limit not measured", m(10), []*measurement{nil, m(5)}, 0},
+	} {
+		if got := pairedRatio(tc.b, tc.limits...); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

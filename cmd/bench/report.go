@@ -89,17 +89,7 @@ func (m *measurement) finish(docs int, bytes int64, runs []time.Duration) {
 	for _, r := range runs {
 		m.RunsS = append(m.RunsS, r.Seconds())
 	}
-	s := slices.Clone(m.RunsS)
-	slices.Sort(s)
-	switch {
-	case len(s) == 0:
-		return
-	case len(s)%2 == 1:
-		m.MedianS = s[len(s)/2]
-	default:
-		m.MedianS = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	if m.MedianS > 0 {
+	if m.MedianS = median(m.RunsS); m.MedianS > 0 {
 		m.DocsPerS = float64(docs) / m.MedianS
 		m.MBPerS = float64(bytes) / mb / m.MedianS
 	}
@@ -114,9 +104,13 @@ type ratios struct {
 	// BAAnalyze is (b) against the limit plus the ANALYZE (b) must run (cli.md): for
 	// information, no target.
 	BAAnalyze float64 `json:"b_over_a_plus_analyze,omitempty"`
-	BC        float64 `json:"b_over_c"`
-	BCTarget  float64 `json:"b_over_c_target,omitempty"` // 0: reported without a target
-	BCMeets   *bool   `json:"b_over_c_meets,omitempty"`
+	// BAPaired is the median over runs of (b)/(a) within each run, the better limit of that
+	// run against that run's (b), which ran right after it: for information, it is the ratio
+	// least moved by a host whose speed drifts between runs.
+	BAPaired float64 `json:"b_over_a_paired,omitempty"`
+	BC       float64 `json:"b_over_c"`
+	BCTarget float64 `json:"b_over_c_target,omitempty"` // 0: reported without a target
+	BCMeets  *bool   `json:"b_over_c_meets,omitempty"`
 	// FreshBA and FreshBC are (b-fresh) against (a-fresh) and (c): a fresh target's figures,
 	// each against the limit of the same work.
 	FreshBA  float64  `json:"b_fresh_over_a_fresh,omitempty"`
@@ -171,6 +165,7 @@ func (s *shapeResult) computeRatios() {
 		ok := r.BA >= r.BATarget
 		r.BAMeets = &ok
 	}
+	r.BAPaired = pairedRatio(b, s.get("a1"), s.get("aW"))
 	if an := s.get("analyze"); an != nil && r.LimitDocsPerS > 0 && b.MedianS > 0 {
 		r.BAAnalyze = (float64(s.Docs)/r.LimitDocsPerS + an.MedianS) / b.MedianS
 	}
@@ -193,6 +188,41 @@ func (s *shapeResult) computeRatios() {
 	s.RSSTarget = rssTarget
 	ok := s.PeakRSSBytes <= rssTarget
 	r.RSSMeets = &ok
+}
+
+// pairedRatio is the median over runs i of limit_i / b_i in time, limit_i the faster of the
+// limits' run i; 0 unless every measurement has the same number of runs.
+func pairedRatio(b *measurement, limits ...*measurement) float64 {
+	var ratios []float64
+	for i, bs := range b.RunsS {
+		best := 0.0
+		for _, l := range limits {
+			if l == nil || len(l.RunsS) != len(b.RunsS) {
+				return 0
+			}
+			if best == 0 || l.RunsS[i] < best {
+				best = l.RunsS[i]
+			}
+		}
+		if best == 0 || bs <= 0 {
+			return 0
+		}
+		ratios = append(ratios, best/bs)
+	}
+	return median(ratios)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	switch {
+	case len(s) == 0:
+		return 0
+	case len(s)%2 == 1:
+		return s[len(s)/2]
+	default:
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
 }
 
 func verdict(ok *bool, good, bad string) string {
@@ -259,6 +289,9 @@ func printShape(w io.Writer, s *shapeResult) {
 	if s.get("b") != nil && r.LimitDocsPerS > 0 {
 		fmt.Fprintf(w, "   (b)/(a) = %.2f   target >= %.1f: %s   (limit = %s)\n", r.BA, r.BATarget,
 			verdict(r.BAMeets, "meets", "BELOW TARGET"), r.LimitFrom)
+	}
+	if r.BAPaired > 0 {
+		fmt.Fprintf(w, "   (b)/(a) paired by run = %.2f   (for information: the median of each run's ratio, least moved by the host's drift)\n", r.BAPaired)
 	}
 	if r.BAAnalyze > 0 {
 		fmt.Fprintf(w, "   (b)/(a + ANALYZE) = %.2f   (for information: (b) includes the ANALYZE cli.md requires, (a) does not)\n", r.BAAnalyze)

@@ -96,3 +96,46 @@ func TestDeferIndexesAndForeignKeys(t *testing.T) {
 	}
 	check("stopped, then resumed", stopURL, parseReport(t, mustConvert(t, nil, args(stopURL, "--resume")...).stdout))
 }
+
+// TestDeferForeignKeysDerived: authority's derived tables (tenants, roles, user_roles) carry
+// foreign keys and are restored with their module, after the collections that feed them. A
+// run with --defer-foreign-keys ends like a plain one: same checksums, derived tables
+// included, the same validated foreign keys, nothing left deferred.
+func TestDeferForeignKeysDerived(t *testing.T) {
+	asOf := sample.DefaultAsOf
+	dir := filepath.Join(t.TempDir(), "dump")
+	if err := sample.WriteDump(context.Background(), dir, sample.Generate(sample.Options{Seed: 12, Scale: 1, AsOf: asOf}), dump.None); err != nil {
+		t.Fatal(err)
+	}
+	args := func(pgURL string, extra ...string) []string {
+		return append([]string{"run", "--from", dir, "--to", pgURL, "--module", "authority", "--create-schema",
+			"--as-of", asOf.Format(time.RFC3339), "--batch-size", "20", "--json"}, extra...)
+	}
+	plainURL := pgtest.Database(t)
+	plain := parseReport(t, mustConvert(t, nil, args(plainURL)...).stdout)
+	wantFKs := pgtest.ForeignKeys(t, pgConn(t, plainURL), "authority")
+	for _, fk := range []string{"user_roles.user_roles_user_id_fkey", "user_roles.user_roles_role_id_fkey", "users.users_tenant_id_fkey"} {
+		if _, ok := wantFKs[fk]; !ok {
+			t.Fatalf("the authority schema has no foreign key %s: %v", fk, slices.Sorted(maps.Keys(wantFKs)))
+		}
+	}
+
+	deferURL := pgtest.Database(t)
+	rep := parseReport(t, mustConvert(t, nil, args(deferURL, "--defer-foreign-keys")...).stdout)
+	if rep.Status != "completed" {
+		t.Fatalf("run %s", rep.Status)
+	}
+	if got, exp := checksums(rep), checksums(plain); !maps.Equal(got, exp) {
+		t.Errorf("checksums %v, plain run %v", got, exp)
+	}
+	if got := pgtest.ForeignKeys(t, pgConn(t, deferURL), "authority"); !maps.Equal(got, wantFKs) {
+		t.Errorf("foreign keys\n%v\nwant\n%v", got, wantFKs)
+	}
+	var st struct {
+		Deferred []map[string]any `json:"deferred"`
+	}
+	mustUnmarshal(t, mustConvert(t, nil, "status", "--to", deferURL, "--json").stdout, &st)
+	if len(st.Deferred) != 0 {
+		t.Errorf("status lists deferred objects after completion: %v", st.Deferred)
+	}
+}
