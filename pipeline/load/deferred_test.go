@@ -75,11 +75,7 @@ CREATE INDEX parts_ref ON s.parts (ref);`); err != nil {
 		t.Fatal(err)
 	}
 	after := pgtest.Indexes(t, pool, "s")
-	for name, def := range before {
-		if after[name] != def {
-			t.Errorf("index %s after rebuild: %q, before: %q", name, after[name], def)
-		}
-	}
+	sameDefinitions(t, "index", before, after)
 	if def, ok := after["parts_y2026m02_ref_idx"]; !ok || strings.HasSuffix(def, "INVALID") {
 		t.Errorf("the new partition's index: %q (present %v); all: %v", def, ok, after)
 	}
@@ -185,11 +181,7 @@ INSERT INTO s.parts VALUES (1, '2026-01-05', 1), (2, '2026-02-05', 2);`); err !=
 		t.Fatal(err)
 	}
 	after := pgtest.ForeignKeys(t, pool, "s")
-	for name, def := range before {
-		if after[name] != def {
-			t.Errorf("foreign key %s after restore: %q, before: %q", name, after[name], def)
-		}
-	}
+	sameDefinitions(t, "foreign key", before, after)
 	if _, ok := after["parts_y2026m02.parts_ref_fkey"]; !ok {
 		t.Errorf("the new partition has no copy of parts_ref_fkey: %v", after)
 	}
@@ -223,5 +215,15 @@ INSERT INTO s.parts VALUES (1, '2026-01-05', 1), (2, '2026-02-05', 2);`); err !=
 	}
 	if got := pgtest.ForeignKeys(t, pool, "s"); !maps.Equal(got, after) {
 		t.Errorf("foreign keys after the second restore\n%v\nwant\n%v", got, after)
+	}
+}
+
+// sameDefinitions reports every object of before whose definition differs after the restore.
+func sameDefinitions(t *testing.T, kind string, before, after map[string]string) {
+	t.Helper()
+	for name, def := range before {
+		if after[name] != def {
+			t.Errorf("%s %s after the restore: %q, before: %q", kind, name, after[name], def)
+		}
 	}
 }
