@@ -91,26 +91,26 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 
 // LatestUnfinished finds the newest run for selection that is not completed, or nil.
 func (s *Store) LatestUnfinished(ctx context.Context, selection, kind string) (*Run, error) {
-	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM convert.runs
-WHERE selection = $1 AND kind = $2 AND status <> 'completed' ORDER BY started_at DESC, id DESC LIMIT 1`, selection, kind))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find unfinished run: %w", err)
-	}
-	return r, nil
+	return s.newestRun(ctx, "find unfinished run", `AND status <> 'completed' ORDER BY`, selection, kind)
 }
 
-// LatestRun finds the newest run for selection whatever its status, or nil.
-func (s *Store) LatestRun(ctx context.Context, selection, kind string) (*Run, error) {
+// RunToResume is the run --resume continues for selection: the newest unfinished one, or else
+// the newest run, then completed (resumed after a kill that came once it had recorded its
+// completion: nothing is left to do); nil when there is none.
+func (s *Store) RunToResume(ctx context.Context, selection, kind string) (*Run, error) {
+	return s.newestRun(ctx, "find the run to resume", `ORDER BY status = 'completed',`, selection, kind)
+}
+
+// newestRun is the first run of selection and kind that cond (the rest of the WHERE clause
+// and the start of ORDER BY) puts first, the newest among equals, or nil.
+func (s *Store) newestRun(ctx context.Context, what, cond, selection, kind string) (*Run, error) {
 	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM convert.runs
-WHERE selection = $1 AND kind = $2 ORDER BY started_at DESC, id DESC LIMIT 1`, selection, kind))
+WHERE selection = $1 AND kind = $2 `+cond+` started_at DESC, id DESC LIMIT 1`, selection, kind))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("find latest run: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return r, nil
 }

@@ -294,31 +294,22 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, usagef("--run-id %s: the run converts %s, not %s", o.RunID, existing.Selection, o.Selection)
 		}
 	case o.Resume:
-		existing, err = d.Store.LatestUnfinished(ctx, o.Selection, o.Kind)
+		existing, err = d.Store.RunToResume(ctx, o.Selection, o.Kind)
 		if err != nil {
 			return nil, err
 		}
-		if existing == nil {
+		if existing != nil && existing.Status == manifests.StatusCompleted {
 			// A run killed after it recorded its completion, resumed: nothing is left to do,
 			// which is the answer, not a refusal to start a new run over its tables.
-			latest, err := d.Store.LatestRun(ctx, o.Selection, o.Kind)
-			if err != nil {
+			if err := r.checkResume(existing, result); err != nil {
 				return nil, err
 			}
-			if latest != nil && latest.Status == manifests.StatusCompleted {
-				if err := r.checkResume(latest, result); err != nil {
-					return nil, err
-				}
-				r.alreadyDone = true
-				return latest, nil
-			}
+			r.alreadyDone = true
+			return existing, nil
 		}
 	}
-	if o.DeferIndexes && o.Kind == "delta" {
-		return nil, usagef("--defer-indexes is for fresh targets: a delta run updates loaded tables in place")
-	}
-	if o.DeferForeignKeys && o.Kind == "delta" {
-		return nil, usagef("--defer-foreign-keys is for fresh targets: a delta run updates loaded tables in place")
+	if (o.DeferIndexes || o.DeferForeignKeys) && o.Kind == "delta" {
+		return nil, usagef("--defer-indexes and --defer-foreign-keys are for fresh targets: a delta run updates loaded tables in place")
 	}
 	tables := r.allTables()
 	if err := d.Target.Prepare(ctx, tables); err != nil {

@@ -127,7 +127,8 @@ func copyLimitFresh(ctx context.Context, pool *pgxpool.Pool, p *precomputed, str
 		Status: manifests.StatusRunning,
 	}
 	target := load.NewTarget(pool)
-	if err := target.StartRun(ctx, run, p.Tables, pipeline.Deferral{Indexes: p.Tables, ForeignKeys: p.Tables}); err != nil {
+	// copyLimit empties the tables itself.
+	if err := target.StartRun(ctx, run, nil, pipeline.Deferral{Indexes: p.Tables, ForeignKeys: p.Tables}); err != nil {
 		return 0, err
 	}
 	d, err := copyLimit(ctx, pool, p, streams)

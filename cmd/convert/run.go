@@ -202,17 +202,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				return err
 			}
 		} else if resume {
-			if prev, err = store.LatestUnfinished(ctx, sel.key, kind); err != nil {
+			if prev, err = store.RunToResume(ctx, sel.key, kind); err != nil {
 				return err
-			}
-			if prev == nil {
-				// Nothing unfinished: the pipeline answers with the latest run if it completed.
-				if prev, err = store.LatestRun(ctx, sel.key, kind); err != nil {
-					return err
-				}
-				if prev != nil && prev.Status != manifests.StatusCompleted {
-					prev = nil
-				}
 			}
 		}
 		if prev != nil {

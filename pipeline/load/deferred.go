@@ -3,7 +3,6 @@ package load
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,64 +26,46 @@ import (
 // longer validates stops the collection from completing.
 
 // secondaryIndexes lists the indexes of tb that --defer-indexes may drop, with the statement
-// that recreates each.
+// that recreates each. A partitioned table's index is defined ON ONLY the parent (what pg_dump
+// attaches partition indexes to); rebuilt so, it would stay invalid and cover no partition, so
+// its statement drops the ONLY.
 func secondaryIndexes(ctx context.Context, tx pgx.Tx, tb pipeline.Table) ([]manifests.Deferred, error) {
-	rows, err := tx.Query(ctx, `SELECT i.relname, quote_ident(i.relname), pg_get_indexdef(x.indexrelid)
-FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+	return deferrable(ctx, tx, tb, manifests.DeferredIndexKind, `SELECT i.relname,
+    CASE WHEN starts_with(d.def, d.head || ' ON ONLY ') THEN d.head || ' ON ' || substr(d.def, length(d.head || ' ON ONLY ') + 1) ELSE d.def END
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid,
+    LATERAL (SELECT pg_get_indexdef(x.indexrelid) AS def, 'CREATE INDEX ' || quote_ident(i.relname) AS head) d
 WHERE x.indrelid = $1::regclass AND NOT x.indisprimary AND NOT x.indisunique AND NOT x.indisexclusion
   AND NOT i.relispartition
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
-ORDER BY i.relname`, tb.Ident())
-	if err != nil {
-		return nil, fmt.Errorf("--defer-indexes: list the indexes of %s: %w", tb.FullName(), err)
-	}
-	var out []manifests.Deferred
-	for rows.Next() {
-		var name, quoted, def string
-		if err := rows.Scan(&name, &quoted, &def); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		// A partitioned table's index is defined ON ONLY the parent (what pg_dump attaches
-		// partition indexes to); rebuilt so, it would stay invalid and cover no partition.
-		only := "CREATE INDEX " + quoted + " ON ONLY "
-		if strings.HasPrefix(def, only) {
-			def = "CREATE INDEX " + quoted + " ON " + strings.TrimPrefix(def, only)
-		}
-		out = append(out, manifests.Deferred{Kind: manifests.DeferredIndexKind, Schema: tb.Schema, Table: tb.Name, Name: name, Definition: def})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("--defer-indexes: list the indexes of %s: %w", tb.FullName(), err)
-	}
-	return out, nil
+ORDER BY i.relname`)
 }
 
 // foreignKeys lists the foreign keys of tb (its own: a partition's copies of its parent's come
 // and go with them), with the statement that adds each again.
 func foreignKeys(ctx context.Context, tx pgx.Tx, tb pipeline.Table) ([]manifests.Deferred, error) {
-	rows, err := tx.Query(ctx, `SELECT conname, pg_get_constraintdef(oid)
+	return deferrable(ctx, tx, tb, manifests.DeferredForeignKeyKind, `SELECT conname,
+    'ALTER TABLE ' || $1::text || ' ADD CONSTRAINT ' || quote_ident(conname) || ' ' || pg_get_constraintdef(oid)
 FROM pg_constraint
-WHERE conrelid = $1::regclass AND contype = 'f' AND conparentid = 0
-ORDER BY conname`, tb.Ident())
-	if err != nil {
-		return nil, fmt.Errorf("--defer-foreign-keys: list the foreign keys of %s: %w", tb.FullName(), err)
-	}
-	var out []manifests.Deferred
-	for rows.Next() {
-		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
-			rows.Close()
-			return nil, err
+WHERE conrelid = $1::text::regclass AND contype = 'f' AND conparentid = 0
+ORDER BY conname`)
+}
+
+// deferrable runs a catalog query of tb's (name, restoring statement) rows, tb's identifier as
+// $1, into records of kind.
+func deferrable(ctx context.Context, tx pgx.Tx, tb pipeline.Table, kind, sql string) ([]manifests.Deferred, error) {
+	rows, err := tx.Query(ctx, sql, tb.Ident())
+	if err == nil {
+		var out []manifests.Deferred
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (manifests.Deferred, error) {
+			d := manifests.Deferred{Kind: kind, Schema: tb.Schema, Table: tb.Name}
+			err := r.Scan(&d.Name, &d.Definition)
+			return d, err
+		})
+		if err == nil {
+			return out, nil
 		}
-		out = append(out, manifests.Deferred{Kind: manifests.DeferredForeignKeyKind, Schema: tb.Schema, Table: tb.Name, Name: name,
-			Definition: "ALTER TABLE " + tb.Ident() + " ADD CONSTRAINT " + pgx.Identifier{name}.Sanitize() + " " + def})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("--defer-foreign-keys: list the foreign keys of %s: %w", tb.FullName(), err)
-	}
-	return out, nil
+	return nil, fmt.Errorf("defer: list the %s definitions of %s: %w", kind, tb.FullName(), err)
 }
 
 // deferObjects drops the secondary indexes of d.Indexes and the foreign keys of d.ForeignKeys
