@@ -51,19 +51,10 @@ CREATE INDEX parts_ref ON s.parts (ref);`); err != nil {
 		t.Fatalf("dropped %v, want %v", gone, want)
 	}
 	store := manifests.NewStore(pool)
-	recorded, err := store.Deferred(ctx, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, d := range recorded {
-		names = append(names, d.Table+"/"+d.Name)
-		if d.RunID != run.ID || d.Kind != manifests.DeferredIndexKind || strings.Contains(d.Definition, " ON ONLY ") {
+	for _, d := range checkRecorded(t, store, run.ID, manifests.DeferredIndexKind, "parts/parts_ref", "plain/plain_a", "plain/plain_lower_a") {
+		if strings.Contains(d.Definition, " ON ONLY ") {
 			t.Errorf("record %+v", d)
 		}
-	}
-	if want := []string{"parts/parts_ref", "plain/plain_a", "plain/plain_lower_a"}; !slices.Equal(names, want) {
-		t.Fatalf("recorded %v, want %v", names, want)
 	}
 
 	// A partition created while the index is away (the scheduler creates monthly ones before
@@ -158,20 +149,7 @@ INSERT INTO s.parent VALUES (1, 'a'), (2, 'b');`); err != nil {
 	if during := pgtest.ForeignKeys(t, pool, "s"); len(during) != 0 {
 		t.Fatalf("foreign keys left while deferred: %v", during)
 	}
-	recorded, err := store.Deferred(ctx, "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, d := range recorded {
-		names = append(names, d.Table+"/"+d.Name)
-		if d.RunID != run.ID || d.Kind != manifests.DeferredForeignKeyKind {
-			t.Errorf("record %+v", d)
-		}
-	}
-	if want := []string{"child/child code", "child/child_parent_id_fkey", "parts/parts_ref_fkey"}; !slices.Equal(names, want) {
-		t.Fatalf("recorded %v, want %v", names, want)
-	}
+	checkRecorded(t, store, run.ID, manifests.DeferredForeignKeyKind, "child/child code", "child/child_parent_id_fkey", "parts/parts_ref_fkey")
 	if _, err := pool.Exec(ctx, `CREATE TABLE s.parts_y2026m02 PARTITION OF s.parts FOR VALUES FROM ('2026-02-01 00:00:00+00') TO ('2026-03-01 00:00:00+00');
 INSERT INTO s.child VALUES (1, 1, 'a'), (2, NULL, 'b');
 INSERT INTO s.parts VALUES (1, '2026-01-05', 1), (2, '2026-02-05', 2);`); err != nil {
@@ -196,7 +174,7 @@ INSERT INTO s.parts VALUES (1, '2026-01-05', 1), (2, '2026-02-05', 2);`); err !=
 	if _, err := pool.Exec(ctx, `INSERT INTO s.child VALUES (3, 99, 'a')`); err != nil {
 		t.Fatal(err)
 	}
-	err = target.RestoreDeferred(ctx, tables)
+	err := target.RestoreDeferred(ctx, tables)
 	if err == nil || !strings.Contains(err.Error(), "child_parent_id_fkey") || !strings.Contains(err.Error(), "stays deferred") {
 		t.Fatalf("restore over a violating row: %v", err)
 	}
@@ -216,6 +194,27 @@ INSERT INTO s.parts VALUES (1, '2026-01-05', 1), (2, '2026-02-05', 2);`); err !=
 	if got := pgtest.ForeignKeys(t, pool, "s"); !maps.Equal(got, after) {
 		t.Errorf("foreign keys after the second restore\n%v\nwant\n%v", got, after)
 	}
+}
+
+// checkRecorded checks that exactly want ("table/name") are recorded as deferred, each of kind
+// and by runID, and returns the records.
+func checkRecorded(t *testing.T, store *manifests.Store, runID, kind string, want ...string) []manifests.Deferred {
+	t.Helper()
+	recorded, err := store.Deferred(t.Context(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range recorded {
+		names = append(names, d.Table+"/"+d.Name)
+		if d.RunID != runID || d.Kind != kind {
+			t.Errorf("record %+v", d)
+		}
+	}
+	if !slices.Equal(names, want) {
+		t.Fatalf("recorded %v, want %v", names, want)
+	}
+	return recorded
 }
 
 // sameDefinitions reports every object of before whose definition differs after the restore.
