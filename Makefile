@@ -71,8 +71,9 @@ bench-scale: build ferretdb
 	$(GO) build -o bin/bench ./cmd/bench
 	bin/bench -docs 1000000,5000000 -timeout "$${BENCH_TIMEOUT:-10h}"
 
-# Converts the bundled sample (cmd/samplegen, fixed as-of) into $DATABASE_URL, the PG*
-# target, or else a local throwaway PostgreSQL 15 that stays up for a look; see scripts/demo.sh.
+# Converts the bundled sample (cmd/samplegen, fixed as-of) into a local throwaway PostgreSQL 15
+# that stays up for a look; DATABASE_URL and PG* are ignored. `make demo DEMO_DSN=...` names
+# another target, refused when its tables hold rows unless DEMO_REPLACE=yes; see scripts/demo.sh.
 demo: build
 	$(GO) build -o bin/samplegen ./cmd/samplegen
 	@bash scripts/demo.sh run

@@ -5,20 +5,25 @@
 #                          PostgreSQL, convert every sample collection, print the summary
 #   scripts/demo.sh stop   stop the local PostgreSQL that `run` started (make demo-stop)
 #
-# Target: $DATABASE_URL if set, else the libpq PG* variables if PGHOST is set, else a local
-# throwaway PostgreSQL 15 on 127.0.0.1 (started by scripts/testbed.sh pg-start, state in .demo/)
-# that is left running so you can look at the result; `run` reuses it the next time.
+# Target: a local throwaway PostgreSQL 15 on 127.0.0.1 (started by scripts/testbed.sh pg-start,
+# state in .demo/) that is left running so you can look at the result; `run` reuses it the next
+# time. The demo never takes its target from DATABASE_URL or the PG* variables: a shell set up
+# for real work must not have the demo write into a real database. Only DEMO_DSN names another
+# target, and even then the demo refuses tables that already hold rows (convert's own refusal,
+# exit 2) unless DEMO_REPLACE=yes says to truncate them.
 #
 # Expects bin/convert and bin/samplegen (the make target builds them). The demo converts the
-# four modules (--module all --create-schema --replace) into the schemas authority, scheduler,
-# vuln and vex, then verifies the run against the sample.
+# four modules (--module all --create-schema) into the schemas authority, scheduler, vuln and
+# vex (--replace on its own server), then verifies the run against the sample.
 #
-# Environment: DEMO_AS_OF (default 2026-11-01T00:00:00Z, the sample's fixed as-of),
+# Environment: DEMO_DSN (an explicit target), DEMO_REPLACE=yes (truncate a populated DEMO_DSN
+# target), DEMO_AS_OF (default 2026-11-01T00:00:00Z, the sample's fixed as-of), DEMO_STATE
+# (default .demo), DEMO_CONVERT_BIN and DEMO_SAMPLEGEN_BIN (default bin/convert, bin/samplegen),
 # PG_BINDIR (PostgreSQL server binaries, as for testbed.sh).
 set -euo pipefail
 
 readonly repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly state="$repo_root/.demo"
+readonly state="${DEMO_STATE:-$repo_root/.demo}"
 readonly as_of="${DEMO_AS_OF:-2026-11-01T00:00:00Z}"
 readonly db_name=stellaops
 
@@ -68,7 +73,7 @@ start_local_pg() {
 }
 
 cmd_run() {
-	local convert="$repo_root/bin/convert" samplegen="$repo_root/bin/samplegen"
+	local convert="${DEMO_CONVERT_BIN:-$repo_root/bin/convert}" samplegen="${DEMO_SAMPLEGEN_BIN:-$repo_root/bin/samplegen}"
 	[[ -x "$convert" && -x "$samplegen" ]] || die "bin/convert or bin/samplegen missing; run: make demo"
 	mkdir -p "$state"
 
@@ -78,30 +83,45 @@ cmd_run() {
 		die "samplegen failed"
 	tail -n 1 "$state/samplegen.txt" >&2
 
-	local -a to=()
+	local -a to=() replace=()
 	local where local_pg=""
-	if [[ -n "${DATABASE_URL:-}" ]]; then
-		where="\$DATABASE_URL"
-	elif [[ -n "${PGHOST:-}" ]]; then
-		where="the PG* environment (PGHOST=$PGHOST)"
+	if [[ -n "${DEMO_DSN:-}" ]]; then
+		to=(--to "$DEMO_DSN")
+		where="DEMO_DSN"
+		if [[ "${DEMO_REPLACE:-}" == yes ]]; then
+			replace=(--replace)
+		fi
 	else
+		if [[ -n "${DATABASE_URL:-}${PGHOST:-}${PGDATABASE:-}" ]]; then
+			log "DATABASE_URL/PG* are set but ignored: the demo uses its own throwaway PostgreSQL (name a target with DEMO_DSN=...)"
+		fi
 		local url
 		url="$(start_local_pg)"
 		to=(--to "$url")
+		replace=(--replace)
 		where="$url"
 		local_pg=1
 	fi
+	# Nothing of the caller's libpq environment reaches convert: the target is exactly --to.
+	local -a clean_env=(env -u DATABASE_URL)
+	local v
+	for v in $(compgen -e); do
+		[[ "$v" == PG* ]] && clean_env+=(-u "$v")
+	done
 
-	log "converting the four modules into $where (--module all --create-schema --replace)"
+	log "converting the four modules into $where (--module all --create-schema ${replace[*]})"
 	echo
 	# convert logs a line per collection; those go to a file so that the summary table it
 	# prints on stdout stays readable. On failure the log's tail is what explains it.
 	local rc=0
-	"$convert" run --from "$state/dump" "${to[@]}" --as-of "$as_of" --replace --module all --create-schema \
+	"${clean_env[@]}" "$convert" run --from "$state/dump" "${to[@]}" --as-of "$as_of" "${replace[@]}" --module all --create-schema \
 		--report "$state/report.json" </dev/null 2>"$state/convert.log" || rc=$?
 	echo
 	if ((rc != 0)); then
 		tail -n 30 "$state/convert.log" >&2
+		if ((rc == 2)) && [[ -n "${DEMO_DSN:-}" ]]; then
+			die "the DEMO_DSN target was refused (exit 2, above); to truncate its tables for the demo, add DEMO_REPLACE=yes"
+		fi
 		die "convert run failed with exit code $rc (log above; all of it in .demo/convert.log)"
 	fi
 	local run_id
@@ -110,7 +130,7 @@ cmd_run() {
 	[[ -n "$run_id" ]] || die "no run id in .demo/report.json"
 	log "verifying run $run_id against the sample (re-extract, re-transform, compare checksums)"
 	rc=0
-	"$convert" verify --from "$state/dump" "${to[@]}" --run-id "$run_id" --report "$state/verify.json" \
+	"${clean_env[@]}" "$convert" verify --from "$state/dump" "${to[@]}" --run-id "$run_id" --report "$state/verify.json" \
 		</dev/null >"$state/verify.txt" 2>>"$state/convert.log" || rc=$?
 	head -n 1 "$state/verify.txt"
 	if ((rc != 0)); then
