@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stellaops/convert/manifests"
 )
@@ -549,13 +548,12 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 		}
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.o.Workers)
+	g := newWorkGroup(ctx, r.o.Workers)
 	for _, rg := range ranges {
 		if rg.Status == manifests.RangeDone {
 			continue
 		}
-		g.Go(func() error { return r.rangeWithRetry(gctx, job, rg, counters, nil) })
+		g.Go(func(gctx context.Context) error { return r.rangeWithRetry(gctx, job, rg, counters, nil) })
 	}
 	if err := g.Wait(); err != nil {
 		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
@@ -872,11 +870,17 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 		return nil
 	}()
 	commitErr := <-committed
-	if commitErr != nil {
-		return commitErr
+	if commitErr != nil && errors.Is(readErr, context.Canceled) && ctx.Err() == nil {
+		readErr = nil // the committer stopped the reading; that is no failure of its own
 	}
-	if readErr != nil {
-		return readErr
+	var ce *CorruptError
+	if errors.As(readErr, &ce) {
+		readErr = fmt.Errorf("collection %s: range %d: %w", job.Name, rg.No, readErr)
+	}
+	// Both are kept: corrupt input read after a batch that then crossed --max-rejects is
+	// reported, and decides the exit code, with the crossed limit (cli.md, Exit codes).
+	if err := errors.Join(readErr, commitErr); err != nil {
+		return err
 	}
 	if claim != nil {
 		return d.Store.MarkClaimedRangeDone(ctx, r.run.ID, job.Name, rg.No, claim.Worker, claim.Epoch)

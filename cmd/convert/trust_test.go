@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -114,5 +117,66 @@ func TestLongTableNames(t *testing.T) {
 		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM `+table).Scan(&n); err != nil || n != want {
 			t.Errorf("%s holds %d rows (%v), want %d", table, n, err, want)
 		}
+	}
+}
+
+// TestCorruptInputOutranksRejectLimit: a dump whose collection crosses --max-rejects in the
+// batch before a broken frame has both problems; cli.md ranks failure (1) before the reject
+// limit (4), so the run exits 1, and its final error names the corrupt file and byte offset
+// and the crossed limit alike.
+func TestCorruptInputOutranksRejectLimit(t *testing.T) {
+	var docs []bson.Raw
+	for i := 0; i < 20; i++ {
+		docs = append(docs, marshal(t, bson.D{{Key: "_id", Value: oid(i, 3)}, {Key: "n", Value: int32(i)}}))
+	}
+	for i := 0; i < 5; i++ {
+		docs = append(docs, marshal(t, bson.D{{Key: "op", Value: "i"}, {Key: "n", Value: int32(i)}}))
+	}
+	root := t.TempDir()
+	writeDumpDir(t, root, "mixed", map[string][]bson.Raw{"things": docs}, dump.None)
+	file := filepath.Join(root, "mixed", "things.bson")
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := fi.Size()
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A frame announcing 100 bytes where the file ends after 8.
+	if _, err := f.Write([]byte{100, 0, 0, 0, 2, 'x', 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	pgURL := pgtest.Database(t)
+	r := convert(t, nil, "run", "--from", root, "--to", pgURL, "--max-rejects", "2", "--collection", "mixed.things")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (corrupt input outranks the reject limit); stderr:\n%s", r.code, r.stderr)
+	}
+	var final []string
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.HasPrefix(line, "convert: ") {
+			final = append(final, line)
+		}
+	}
+	joined := strings.Join(final, "\n")
+	if !strings.Contains(joined, file) || !strings.Contains(joined, fmt.Sprintf("at byte %d", at)) {
+		t.Errorf("the final error does not name %s at byte %d:\n%s", file, at, joined)
+	}
+	if !strings.Contains(joined, "--max-rejects") {
+		t.Errorf("the final error does not report the crossed reject limit:\n%s", joined)
+	}
+	// The documents before the broken frame are committed and accounted.
+	conn := pgConn(t, pgURL)
+	var read, loaded, rejected int64
+	if err := conn.QueryRow(t.Context(), `SELECT coalesce(sum(read), 0), coalesce(sum(loaded), 0), coalesce(sum(rejected), 0) FROM convert.batches`).Scan(&read, &loaded, &rejected); err != nil {
+		t.Fatal(err)
+	}
+	if read != 25 || loaded != 20 || rejected != 5 {
+		t.Errorf("committed batches: read %d loaded %d rejected %d, want 25, 20, 5", read, loaded, rejected)
 	}
 }
