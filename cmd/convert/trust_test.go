@@ -1,14 +1,17 @@
 package main
 
 import (
+	"compress/gzip"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/stellaops/convert/internal/ferrettest"
 	"github.com/stellaops/convert/internal/pgtest"
 	"github.com/stellaops/convert/pipeline/extract/dump"
 )
@@ -178,5 +181,165 @@ func TestCorruptInputOutranksRejectLimit(t *testing.T) {
 	}
 	if read != 25 || loaded != 20 || rejected != 5 {
 		t.Errorf("committed batches: read %d loaded %d rejected %d, want 25, 20, 5", read, loaded, rejected)
+	}
+}
+
+// writeArchiveOf writes colls as a gzip mongodump archive at path.
+func writeArchiveOf(t *testing.T, path string, colls []dump.ArchiveCollection) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	if err := dump.WriteArchive(gz, colls); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkNoIDRejects: the run rejected exactly want documents, each as "document has no _id"
+// with a NULL _id and its raw BSON, and the rest loaded.
+func checkNoIDRejects(t *testing.T, pgURL string, rep report, read, want int) {
+	t.Helper()
+	c := rep.Collections[0]
+	if c.Read != int64(read) || c.Rejected != int64(want) || c.Loaded != int64(read-want) || c.Skipped != 0 {
+		t.Errorf("read %d loaded %d rejected %d skipped %d; want read %d, rejected %d", c.Read, c.Loaded, c.Rejected, c.Skipped, read, want)
+	}
+	conn := pgConn(t, pgURL)
+	rows, err := conn.Query(t.Context(), `SELECT _id, reason, length(raw) FROM convert.rejects WHERE run_id = $1`, rep.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id *string
+		var reason string
+		var rawLen int
+		if err := rows.Scan(&id, &reason, &rawLen); err != nil {
+			t.Fatal(err)
+		}
+		if id != nil || reason != "document has no _id" || rawLen < 5 {
+			t.Errorf("reject _id %v reason %q raw %d bytes; want NULL, \"document has no _id\", the document", deref(id), reason, rawLen)
+		}
+		n++
+	}
+	if n != want {
+		t.Errorf("%d reject rows, want %d", n, want)
+	}
+}
+
+// TestDocumentsWithoutID: documents without a top-level _id (oplog entries, old
+// system.indexes) are rejected as "document has no _id" with their bytes, from a dump
+// directory and an archive alike, and the accounting adds up; FerretDB, where it keeps such a
+// document, too.
+func TestDocumentsWithoutID(t *testing.T) {
+	var docs []bson.Raw
+	missing := 0
+	for i := 0; i < 40; i++ {
+		if i%9 == 4 {
+			docs = append(docs, marshal(t, bson.D{{Key: "ts", Value: bson.Timestamp{T: uint32(1_700_000_000 + i), I: 1}}, {Key: "op", Value: "i"},
+				{Key: "ns", Value: "app.things"}, {Key: "o", Value: bson.D{{Key: "n", Value: int32(i)}}}}))
+			missing++
+			continue
+		}
+		docs = append(docs, marshal(t, bson.D{{Key: "_id", Value: oid(i, 9)}, {Key: "n", Value: int32(i)}}))
+	}
+	dir := t.TempDir()
+	writeDumpDir(t, filepath.Join(dir, "plain"), "ops", map[string][]bson.Raw{"entries": docs}, dump.None)
+	archive := filepath.Join(dir, "ops.archive.gz")
+	writeArchiveOf(t, archive, []dump.ArchiveCollection{{DB: "ops", Collection: "entries", Metadata: `{"indexes":[]}`, Docs: docsFunc(docs)}})
+
+	var sums []string
+	for _, from := range []string{filepath.Join(dir, "plain"), archive} {
+		pgURL := pgtest.Database(t)
+		rep := parseReport(t, mustConvert(t, nil, "run", "--from", from, "--to", pgURL, "--json", "--batch-size", "7", "--collection", "ops.entries").stdout)
+		checkNoIDRejects(t, pgURL, rep, len(docs), missing)
+		sums = append(sums, rep.Collections[0].Checksum)
+		verifyClean(t, from, pgURL, rep.RunID)
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("checksum from the directory %s, from the archive %s", sums[0], sums[1])
+	}
+
+	t.Run("live", func(t *testing.T) {
+		uri := ferrettest.URI(t)
+		db := ferrettest.Database(t)
+		client := mongoClient(t, uri)
+		var raw []any
+		for _, d := range docs {
+			raw = append(raw, d)
+		}
+		// The insert command, not InsertMany: the driver would add an _id itself.
+		if err := client.Database(db).RunCommand(t.Context(), bson.D{{Key: "insert", Value: "entries"}, {Key: "documents", Value: raw}}).Err(); err != nil {
+			t.Skipf("FerretDB refuses documents without _id (%v): a live source cannot hold one here", err)
+		}
+		n, err := client.Database(db).Collection("entries").CountDocuments(t.Context(), bson.D{{Key: "_id", Value: bson.D{{Key: "$exists", Value: false}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Skip("FerretDB gives a document without _id one on insert (as MongoDB does): a live source cannot hold one here")
+		}
+		pgURL := pgtest.Database(t)
+		rep := parseReport(t, mustConvert(t, nil, "run", "--from", uri, "--to", pgURL, "--json", "--collection", db+".entries").stdout)
+		checkNoIDRejects(t, pgURL, rep, len(docs), missing)
+	})
+}
+
+// TestTimeSeriesArchive: a time-series collection is read from its buckets, in a dump
+// directory (weather.metadata.json beside system.buckets.weather.bson) and in an archive
+// (listed as weather, type timeseries, its blocks under system.buckets.weather) alike: by
+// either name, the same counts and checksums.
+func TestTimeSeriesArchive(t *testing.T) {
+	var buckets []bson.Raw
+	base := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 12; i++ {
+		at := bson.NewDateTimeFromTime(base.Add(time.Duration(i) * time.Hour))
+		buckets = append(buckets, marshal(t, bson.D{{Key: "_id", Value: oid(i, 4)},
+			{Key: "control", Value: bson.D{{Key: "version", Value: int32(1)}, {Key: "min", Value: bson.D{{Key: "t", Value: at}}}, {Key: "max", Value: bson.D{{Key: "t", Value: at}}}}},
+			{Key: "meta", Value: fmt.Sprintf("sensor-%d", i%3)},
+			{Key: "data", Value: bson.D{{Key: "t", Value: bson.D{{Key: "0", Value: at}}}, {Key: "v", Value: bson.D{{Key: "0", Value: float64(i) / 2}}}}}}))
+	}
+	meta := `{"options":{"timeseries":{"timeField":"t","metaField":"meta","granularity":"hours"}},"indexes":[],"collectionName":"weather","type":"timeseries"}`
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	w := dump.DirWriter{Root: plain}
+	if _, err := w.WriteCollection(t.Context(), "metrics", "system.buckets.weather", nil, docsFunc(buckets)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(plain, "metrics", "weather.metadata.json"), []byte(meta), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "metrics.archive.gz")
+	writeArchiveOf(t, archive, []dump.ArchiveCollection{{DB: "metrics", Collection: "weather", Metadata: meta, Docs: docsFunc(buckets), TimeSeries: true}})
+
+	var first map[string]string
+	for _, from := range []string{plain, archive} {
+		pgURL := pgtest.Database(t)
+		r := convert(t, nil, "run", "--from", from, "--to", pgURL, "--json", "--collection", "metrics.weather", "--collection", "metrics.system.buckets.weather")
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d\n%s", from, r.code, r.stderr)
+		}
+		rep := parseReport(t, r.stdout)
+		for _, c := range rep.Collections {
+			if c.Read != int64(len(buckets)) || c.Loaded != int64(len(buckets)) {
+				t.Errorf("%s: %s read %d loaded %d, want the %d buckets", from, c.Collection, c.Read, c.Loaded, len(buckets))
+			}
+		}
+		checkTargetChecksums(t, pgURL, rep)
+		if first == nil {
+			first = checksums(rep)
+			continue
+		}
+		for name, sum := range checksums(rep) {
+			if first[name] != sum {
+				t.Errorf("%s: checksum from the archive %s, from the directory %s", name, sum, first[name])
+			}
+		}
 	}
 }
