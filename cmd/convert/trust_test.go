@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/stellaops/convert/internal/ferrettest"
@@ -341,5 +342,67 @@ func TestTimeSeriesArchive(t *testing.T) {
 				t.Errorf("%s: checksum from the archive %s, from the directory %s", name, sum, first[name])
 			}
 		}
+	}
+}
+
+// waitForLockWait waits until a session of the database other than conn waits for a lock.
+func waitForLockWait(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var n int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no session came to wait for a lock")
+}
+
+// TestReplaceChecksUnderLock: --replace looks at the tables outside the selection that
+// reference it and truncates in one transaction, with the tables locked before it looks. A row
+// another session is inserting into such a table meanwhile is seen once it commits, and
+// refuses the run (exit 2) instead of being truncated along unseen.
+func TestReplaceChecksUnderLock(t *testing.T) {
+	var docs []bson.Raw
+	for i := 0; i < 20; i++ {
+		docs = append(docs, marshal(t, bson.D{{Key: "_id", Value: oid(i, 6)}, {Key: "n", Value: int32(i)}}))
+	}
+	root := t.TempDir()
+	writeDumpDir(t, root, "rep", map[string][]bson.Raw{"things": docs}, dump.None)
+	pgURL := pgtest.Database(t)
+	args := []string{"run", "--from", root, "--to", pgURL, "--collection", "rep.things"}
+	mustConvert(t, nil, args...)
+
+	conn := pgConn(t, pgURL)
+	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA ext; CREATE TABLE ext.refs (thing uuid REFERENCES rep.things (id))`); err != nil {
+		t.Fatal(err)
+	}
+	writer := pgConn(t, pgURL)
+	tx, err := writer.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), `INSERT INTO ext.refs SELECT id FROM rep.things LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	_, wait := startConvert(t, append(args, "--replace")...)
+	waitForLockWait(t, conn)
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	code, stderr := wait()
+	if code != 2 || !strings.Contains(stderr, "ext.refs") {
+		t.Errorf("--replace with a row committed into ext.refs meanwhile: exit %d, want 2 naming ext.refs; stderr:\n%s", code, stderr)
+	}
+	var refs, things int
+	if err := conn.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM ext.refs), (SELECT count(*) FROM rep.things)`).Scan(&refs, &things); err != nil {
+		t.Fatal(err)
+	}
+	if refs != 1 || things != 20 {
+		t.Errorf("after the refused --replace: ext.refs holds %d rows (want 1), rep.things %d (want 20)", refs, things)
 	}
 }

@@ -191,6 +191,12 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pi
 		for i, tb := range truncate {
 			names[i] = tb.Ident()
 		}
+		// Locked before anything is looked at: a row committed meanwhile into a table that
+		// references them is seen (and refuses the run) instead of being truncated along, and
+		// no new foreign key can come to reference them (it needs a lock on them too).
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return fmt.Errorf("--replace: lock the selected tables: %w", err)
+		}
 		extra, err := referencingTables(ctx, tx, truncate)
 		if err != nil {
 			return err
@@ -249,6 +255,10 @@ WHERE k.contype = 'f' AND pn.nspname = $1 AND pc.relname = $2 AND rc.relispartit
 			}
 		}
 		for _, ref := range next {
+			// Locked, as TRUNCATE will, before it is looked at (see StartRun).
+			if _, err := tx.Exec(ctx, "LOCK TABLE "+ref.Ident()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+				return nil, fmt.Errorf("--replace: lock %s: %w", ref.FullName(), err)
+			}
 			var any bool
 			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+ref.Ident()+")").Scan(&any); err != nil {
 				return nil, fmt.Errorf("--replace: inspect %s: %w", ref.FullName(), err)
