@@ -378,9 +378,28 @@ func (t *Target) Query(ctx context.Context, sql string, fn func(vals []*string) 
 	return nil
 }
 
-// Exec implements pipeline.Target.
+// ddlLockKey serializes the key passes' DDL across processes (see Exec).
+const ddlLockKey = "convert:ddl"
+
+// Exec implements pipeline.Target. A key pass's DDL runs in every process working on the
+// collection at once (a job and its joiners, a verify beside them), and CREATE ... IF NOT
+// EXISTS looks for the name before it takes its locks, so two creators of one scheduler.runs
+// partition can both find it missing and the second fail. The statement therefore runs in a
+// transaction that first takes a transaction-scoped advisory lock: the second creator looks
+// only once the first has committed, and finds the table.
 func (t *Target) Exec(ctx context.Context, sql string) error {
-	if _, err := t.pool.Exec(ctx, sql); err != nil {
+	tx, err := t.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("exec %q: %w", firstLine(sql), err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, ddlLockKey); err != nil {
+		return fmt.Errorf("exec %q: lock: %w", firstLine(sql), err)
+	}
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("exec %q: %w", firstLine(sql), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("exec %q: %w", firstLine(sql), err)
 	}
 	return nil
