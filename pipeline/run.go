@@ -124,6 +124,9 @@ type Target interface {
 	Prepare(ctx context.Context, tables []Table) error
 	// NonEmpty lists the tables among these that hold rows.
 	NonEmpty(ctx context.Context, tables []Table) ([]string, error)
+	// ReferencedFromOutside lists the tables outside these whose foreign keys reference them
+	// (directly or through each other) and that hold rows.
+	ReferencedFromOutside(ctx context.Context, tables []Table) ([]string, error)
 	// StartRun records a new run, truncating the given tables and dropping what the deferral
 	// names (recorded, to be restored) in the same transaction.
 	StartRun(ctx context.Context, run *manifests.Run, truncate []Table, deferral Deferral) error
@@ -333,6 +336,17 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 		}
 		if !o.AsOf.IsZero() && !o.AsOf.After(since.AsOf) {
 			return nil, usagef("--as-of %s is not after run %s's as-of %s", o.AsOf.Format(time.RFC3339Nano), since.ID, since.AsOf.Format(time.RFC3339Nano))
+		}
+		// A delta deletes the rows of documents gone from the source with the rows that
+		// reference them (load.DeleteUnproduced). Rows of a table outside the selection (a
+		// --collection restriction leaves its module's other tables out) are not the run's to
+		// delete: refuse, as --replace does, rather than delete them unasked.
+		full, err := d.Target.ReferencedFromOutside(ctx, tables)
+		if err != nil {
+			return nil, err
+		}
+		if len(full) > 0 {
+			return nil, usagef("--delta could delete rows of %v, which reference the selected tables and are not part of this selection; include their collections in the delta", full)
 		}
 	}
 	if existing != nil {

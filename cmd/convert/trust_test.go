@@ -406,3 +406,52 @@ func TestReplaceChecksUnderLock(t *testing.T) {
 		t.Errorf("after the refused --replace: ext.refs holds %d rows (want 1), rep.things %d (want 20)", refs, things)
 	}
 }
+
+// TestDeltaRefusesCascadeOutsideSelection: a delta deletes the rows of documents gone from the
+// source with the rows that reference them; where a table outside the selection holds rows
+// that reference the selection's tables, it refuses (exit 2, naming the table) before writing,
+// as --replace does, instead of deleting from that table unasked. Emptied, the delta runs.
+func TestDeltaRefusesCascadeOutsideSelection(t *testing.T) {
+	var docs []bson.Raw
+	for i := 0; i < 20; i++ {
+		docs = append(docs, marshal(t, bson.D{{Key: "_id", Value: oid(i, 2)}, {Key: "n", Value: int32(i)}}))
+	}
+	before, after := t.TempDir(), t.TempDir()
+	writeDumpDir(t, before, "dl", map[string][]bson.Raw{"things": docs}, dump.None)
+	writeDumpDir(t, after, "dl", map[string][]bson.Raw{"things": docs[1:]}, dump.None) // the first is deleted
+	pgURL := pgtest.Database(t)
+	first := parseReport(t, mustConvert(t, nil, "run", "--from", before, "--to", pgURL, "--json", "--as-of", "2026-06-01T00:00:00Z", "--collection", "dl.things").stdout)
+
+	conn := pgConn(t, pgURL)
+	gone := genericID("dl", "things", oid(0, 2).Hex())
+	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA ext; CREATE TABLE ext.refs (thing uuid REFERENCES dl.things (id))`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), `INSERT INTO ext.refs VALUES ($1)`, gone); err != nil {
+		t.Fatal(err)
+	}
+	delta := []string{"run", "--from", after, "--to", pgURL, "--json", "--delta", "--since-run", first.RunID, "--as-of", "2026-07-01T00:00:00Z", "--collection", "dl.things"}
+	r := convert(t, nil, delta...)
+	if r.code != 2 || !strings.Contains(r.stderr, "ext.refs") {
+		t.Errorf("delta with ext.refs referencing a deleted document: exit %d, want 2 naming ext.refs; stderr:\n%s", r.code, r.stderr)
+	}
+	var refs, things int
+	if err := conn.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM ext.refs), (SELECT count(*) FROM dl.things)`).Scan(&refs, &things); err != nil {
+		t.Fatal(err)
+	}
+	if refs != 1 || things != 20 {
+		t.Errorf("after the refused delta: ext.refs holds %d rows (want 1), dl.things %d (want 20)", refs, things)
+	}
+	if n := countRuns(t, pgURL); n != 1 {
+		t.Errorf("the refused delta recorded a run: %d runs", n)
+	}
+
+	if _, err := conn.Exec(t.Context(), `DELETE FROM ext.refs`); err != nil {
+		t.Fatal(err)
+	}
+	rep := parseReport(t, mustConvert(t, nil, delta...).stdout)
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM dl.things`).Scan(&things); err != nil || things != 19 {
+		t.Errorf("delta with ext.refs empty: dl.things holds %d rows (%v), want 19", things, err)
+	}
+	verifyClean(t, after, pgURL, rep.RunID)
+}
