@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/stellaops/convert/manifests"
 )
 
@@ -218,13 +216,13 @@ func (r *runner) jobCollection(ctx context.Context, o JobOptions, job Collection
 	counters.rejected.Store(tot.Rejected)
 	d.Progress.CollectionStarted(job.Name, -1, tot.Read)
 	for {
-		g, gctx := errgroup.WithContext(ctx)
+		g := newWorkGroup(ctx, 0)
 		for w := 0; w < r.o.Workers; w++ {
 			// Each worker claims under a name of its own: a claim names exactly one worker, which
 			// may take back its own range after a failure, and no other.
 			wo := o
 			wo.Worker = fmt.Sprintf("%s/%d", o.Worker, w)
-			g.Go(func() error { return r.claimLoop(gctx, wo, job, counters) })
+			g.Go(func(gctx context.Context) error { return r.claimLoop(gctx, wo, job, counters) })
 		}
 		if err := g.Wait(); err != nil {
 			return err

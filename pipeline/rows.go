@@ -313,7 +313,8 @@ type KeyPass struct {
 	// Query reads loaded rows of parent tables (complete before this collection starts), for
 	// references, tenants and natural keys. Values come as text; nil is NULL.
 	Query func(sql string, fn func(vals []*string) error) error
-	// Exec runs DDL the collection needs before loading (scheduler.runs partitions), under the
-	// module's lock.
+	// Exec runs DDL the collection needs before loading (scheduler.runs partitions). Every
+	// process on the collection runs it (job joiners and verify too, without the module's
+	// lock): the DDL must be idempotent (IF NOT EXISTS), and the target serializes it.
 	Exec func(sql string) error
 }

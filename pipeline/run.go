@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/stellaops/convert/manifests"
 )
@@ -125,6 +124,9 @@ type Target interface {
 	Prepare(ctx context.Context, tables []Table) error
 	// NonEmpty lists the tables among these that hold rows.
 	NonEmpty(ctx context.Context, tables []Table) ([]string, error)
+	// ReferencedFromOutside lists the tables outside these whose foreign keys reference them
+	// (directly or through each other) and that hold rows.
+	ReferencedFromOutside(ctx context.Context, tables []Table) ([]string, error)
 	// StartRun records a new run, truncating the given tables and dropping what the deferral
 	// names (recorded, to be restored) in the same transaction.
 	StartRun(ctx context.Context, run *manifests.Run, truncate []Table, deferral Deferral) error
@@ -334,6 +336,17 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 		}
 		if !o.AsOf.IsZero() && !o.AsOf.After(since.AsOf) {
 			return nil, usagef("--as-of %s is not after run %s's as-of %s", o.AsOf.Format(time.RFC3339Nano), since.ID, since.AsOf.Format(time.RFC3339Nano))
+		}
+		// A delta deletes the rows of documents gone from the source with the rows that
+		// reference them (load.DeleteUnproduced). Rows of a table outside the selection (a
+		// --collection restriction leaves its module's other tables out) are not the run's to
+		// delete: refuse, as --replace does, rather than delete them unasked.
+		full, err := d.Target.ReferencedFromOutside(ctx, tables)
+		if err != nil {
+			return nil, err
+		}
+		if len(full) > 0 {
+			return nil, usagef("--delta could delete rows of %v, which reference the selected tables and are not part of this selection; include their collections in the delta", full)
 		}
 	}
 	if existing != nil {
@@ -549,13 +562,12 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 		}
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.o.Workers)
+	g := newWorkGroup(ctx, r.o.Workers)
 	for _, rg := range ranges {
 		if rg.Status == manifests.RangeDone {
 			continue
 		}
-		g.Go(func() error { return r.rangeWithRetry(gctx, job, rg, counters, nil) })
+		g.Go(func(gctx context.Context) error { return r.rangeWithRetry(gctx, job, rg, counters, nil) })
 	}
 	if err := g.Wait(); err != nil {
 		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
@@ -872,11 +884,17 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 		return nil
 	}()
 	commitErr := <-committed
-	if commitErr != nil {
-		return commitErr
+	if commitErr != nil && errors.Is(readErr, context.Canceled) && ctx.Err() == nil {
+		readErr = nil // the committer stopped the reading; that is no failure of its own
 	}
-	if readErr != nil {
-		return readErr
+	var ce *CorruptError
+	if errors.As(readErr, &ce) {
+		readErr = fmt.Errorf("collection %s: range %d: %w", job.Name, rg.No, readErr)
+	}
+	// Both are kept: corrupt input read after a batch that then crossed --max-rejects is
+	// reported, and decides the exit code, with the crossed limit (cli.md, Exit codes).
+	if err := errors.Join(readErr, commitErr); err != nil {
+		return err
 	}
 	if claim != nil {
 		return d.Store.MarkClaimedRangeDone(ctx, r.run.ID, job.Name, rg.No, claim.Worker, claim.Epoch)

@@ -123,40 +123,74 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	code := exitCode(err, caught.Load())
-	if !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stderr, "convert: %v\n", err)
+	for _, e := range problems(err) {
+		fmt.Fprintf(stderr, "convert: %v\n", e)
+	}
+	return exitCode(err, caught.Load())
+}
+
+// exitCode is the one place where errors become exit codes (cli.md, Exit codes). A run may
+// fail in several ways at once (joined errors: one range's corrupt input, another's crossed
+// reject limit); the code is the first that applies in cli.md's order "2, then 1, then 4,
+// then 3". A held lock (5) is found before anything runs and ranks after 2 only.
+func exitCode(err error, sig any) int {
+	code := codeOf(err)
+	if code == 2 {
+		return 2
+	}
+	switch sig {
+	case syscall.SIGINT:
+		return 130
+	case syscall.SIGTERM:
+		return 143
 	}
 	return code
 }
 
-// exitCode is the one place where errors become exit codes (cli.md, Exit codes).
-func exitCode(err error, sig any) int {
-	var (
-		ue  *usageError
-		pue *pipeline.UsageError
-		sme *load.SchemaMismatchError
-		lhe *load.LockHeldError
-		rls *load.RLSError
-		mce *load.MigrationChecksumError
-		rle *pipeline.RejectLimitError
-		dif *differencesError
-	)
-	switch {
-	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.As(err, &rls), errors.As(err, &mce):
+// codePrecedence ranks exit codes: a higher one wins when several errors apply.
+var codePrecedence = map[int]int{2: 5, 5: 4, 1: 3, 4: 2, 3: 1}
+
+// codeOf is the exit code of one error: of the joined errors it holds, the one of highest
+// precedence; of a chain of wrapped errors, the first typed one's; 1 for any other failure.
+func codeOf(err error) int {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		best := 0
+		for _, e := range j.Unwrap() {
+			if c := codeOf(e); codePrecedence[c] > codePrecedence[best] {
+				best = c
+			}
+		}
+		if best == 0 {
+			best = 1
+		}
+		return best
+	}
+	switch err.(type) {
+	case *usageError, *pipeline.UsageError, *load.SchemaMismatchError, *load.RLSError, *load.MigrationChecksumError:
 		return 2
-	case sig == syscall.SIGINT:
-		return 130
-	case sig == syscall.SIGTERM:
-		return 143
-	case errors.As(err, &lhe):
+	case *load.LockHeldError:
 		return 5
-	case errors.As(err, &rle):
+	case *pipeline.RejectLimitError:
 		return 4
-	case errors.As(err, &dif):
+	case *differencesError:
 		return 3
 	}
+	if inner := errors.Unwrap(err); inner != nil {
+		return codeOf(inner)
+	}
 	return 1
+}
+
+// problems lists the errors a run ended with, one per printed line: joined errors apart.
+func problems(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, problems(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // differencesError: verify found differences (exit code 3).

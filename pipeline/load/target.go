@@ -191,9 +191,18 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pi
 		for i, tb := range truncate {
 			names[i] = tb.Ident()
 		}
-		extra, err := referencingTables(ctx, tx, truncate)
+		// Locked before anything is looked at: a row committed meanwhile into a table that
+		// references them is seen (and refuses the run) instead of being truncated along, and
+		// no new foreign key can come to reference them (it needs a lock on them too).
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return fmt.Errorf("--replace: lock the selected tables: %w", err)
+		}
+		extra, full, err := referencingTables(ctx, tx, truncate, true)
 		if err != nil {
-			return err
+			return fmt.Errorf("--replace: %w", err)
+		}
+		if len(full) > 0 {
+			return &pipeline.UsageError{Msg: fmt.Sprintf("--replace would empty tables that %v reference (they hold rows and are not part of this selection); replace their collections too", full)}
 		}
 		names = append(names, extra...)
 		if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
@@ -209,15 +218,28 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pi
 	return tx.Commit(ctx)
 }
 
+// ReferencedFromOutside implements pipeline.Target: the tables outside the set that reference
+// it (directly or through each other) and hold rows.
+func (t *Target) ReferencedFromOutside(ctx context.Context, tables []pipeline.Table) ([]string, error) {
+	tx, err := t.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find referencing tables: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	_, full, err := referencingTables(ctx, tx, tables, false)
+	return full, err
+}
+
 // referencingTables finds the tables outside the set whose foreign keys reference it (directly
-// or through each other). TRUNCATE without CASCADE refuses while they exist: an empty one is
-// truncated along (nothing is lost), a non-empty one refuses the run, naming it (cli.md).
-func referencingTables(ctx context.Context, tx pgx.Tx, set []pipeline.Table) ([]string, error) {
+// or through each other), as identifiers, and the names of those that hold rows. TRUNCATE
+// without CASCADE refuses while they exist: an empty one is truncated along (nothing is lost),
+// a non-empty one refuses the run, naming it (cli.md). With lock, each is locked as TRUNCATE
+// will lock it before it is looked at (see StartRun).
+func referencingTables(ctx context.Context, tx pgx.Tx, set []pipeline.Table, lock bool) (extra, full []string, err error) {
 	in := map[string]bool{}
 	for _, tb := range set {
 		in[tb.FullName()] = true
 	}
-	var extra, full []string
 	frontier := set
 	for len(frontier) > 0 {
 		var next []pipeline.Table
@@ -228,13 +250,13 @@ JOIN pg_class rc ON rc.oid = k.conrelid JOIN pg_namespace rn ON rn.oid = rc.reln
 JOIN pg_class pc ON pc.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace
 WHERE k.contype = 'f' AND pn.nspname = $1 AND pc.relname = $2 AND rc.relispartition = false`, tb.Schema, tb.Name)
 			if err != nil {
-				return nil, fmt.Errorf("--replace: find referencing tables: %w", err)
+				return nil, nil, fmt.Errorf("find tables referencing %s: %w", tb.FullName(), err)
 			}
 			for rows.Next() {
 				var schema, name string
 				if err := rows.Scan(&schema, &name); err != nil {
 					rows.Close()
-					return nil, err
+					return nil, nil, err
 				}
 				ref := pipeline.Table{Schema: schema, Name: name}
 				if in[ref.FullName()] {
@@ -245,13 +267,18 @@ WHERE k.contype = 'f' AND pn.nspname = $1 AND pc.relname = $2 AND rc.relispartit
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		for _, ref := range next {
+			if lock {
+				if _, err := tx.Exec(ctx, "LOCK TABLE "+ref.Ident()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+					return nil, nil, fmt.Errorf("lock %s: %w", ref.FullName(), err)
+				}
+			}
 			var any bool
 			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+ref.Ident()+")").Scan(&any); err != nil {
-				return nil, fmt.Errorf("--replace: inspect %s: %w", ref.FullName(), err)
+				return nil, nil, fmt.Errorf("inspect %s: %w", ref.FullName(), err)
 			}
 			if any {
 				full = append(full, ref.FullName())
@@ -260,10 +287,7 @@ WHERE k.contype = 'f' AND pn.nspname = $1 AND pc.relname = $2 AND rc.relispartit
 		}
 		frontier = next
 	}
-	if len(full) > 0 {
-		return nil, &pipeline.UsageError{Msg: fmt.Sprintf("--replace would empty tables that %v reference (they hold rows and are not part of this selection); replace their collections too", full)}
-	}
-	return extra, nil
+	return extra, full, nil
 }
 
 // Analyze implements pipeline.Target.
@@ -368,9 +392,28 @@ func (t *Target) Query(ctx context.Context, sql string, fn func(vals []*string) 
 	return nil
 }
 
-// Exec implements pipeline.Target.
+// ddlLockKey serializes the key passes' DDL across processes (see Exec).
+const ddlLockKey = "convert:ddl"
+
+// Exec implements pipeline.Target. A key pass's DDL runs in every process working on the
+// collection at once (a job and its joiners, a verify beside them), and CREATE ... IF NOT
+// EXISTS looks for the name before it takes its locks, so two creators of one scheduler.runs
+// partition can both find it missing and the second fail. The statement therefore runs in a
+// transaction that first takes a transaction-scoped advisory lock: the second creator looks
+// only once the first has committed, and finds the table.
 func (t *Target) Exec(ctx context.Context, sql string) error {
-	if _, err := t.pool.Exec(ctx, sql); err != nil {
+	tx, err := t.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("exec %q: %w", firstLine(sql), err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, ddlLockKey); err != nil {
+		return fmt.Errorf("exec %q: lock: %w", firstLine(sql), err)
+	}
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("exec %q: %w", firstLine(sql), err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("exec %q: %w", firstLine(sql), err)
 	}
 	return nil

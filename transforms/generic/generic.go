@@ -52,8 +52,18 @@ func ParseSpec(s string) (Spec, error) {
 		}
 		sp.Schema, sp.Table = schema, table
 	}
+	// PostgreSQL cuts a longer identifier without an error, so two collections whose names
+	// share their first 63 bytes would load into one table (cli.md, Inputs).
+	for _, n := range []struct{ what, name string }{{"schema", sp.Schema}, {"table", sp.Table}} {
+		if len(n.name) > MaxIdentBytes {
+			return Spec{}, fmt.Errorf("--collection %q: %s name %q is %d bytes; PostgreSQL would cut it to %d: give an explicit =SCHEMA.TABLE", s, n.what, n.name, len(n.name), MaxIdentBytes)
+		}
+	}
 	return sp, nil
 }
+
+// MaxIdentBytes is the longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1).
+const MaxIdentBytes = 63
 
 // Table is the generic target table of a spec.
 func Table(sp Spec) pipeline.Table {

@@ -2,6 +2,7 @@ package generic
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,13 @@ func TestParseSpec(t *testing.T) {
 		{in: ".c", wantErr: true},
 		{in: "db.c=schemaonly", wantErr: true},
 		{in: "db.c=a.b.c", wantErr: true},
+		// PostgreSQL keeps 63 bytes of a name: one byte more is refused, default or given.
+		{in: "db." + strings.Repeat("c", 63), want: Spec{DB: "db", Collection: strings.Repeat("c", 63), Schema: "db", Table: strings.Repeat("c", 63)}},
+		{in: "db." + strings.Repeat("c", 64), wantErr: true},
+		{in: "db.c=s." + strings.Repeat("t", 64), wantErr: true},
+		{in: "db.c=" + strings.Repeat("s", 64) + ".t", wantErr: true},
+		{in: strings.Repeat("d", 64) + ".c", wantErr: true},
+		{in: "db." + strings.Repeat("c", 64) + "=s.t", want: Spec{DB: "db", Collection: strings.Repeat("c", 64), Schema: "s", Table: "t"}},
 	}
 	for _, c := range cases {
 		got, err := ParseSpec(c.in)

@@ -14,6 +14,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
+// bucketsPrefix names the collection holding a time-series collection's documents.
+const bucketsPrefix = "system.buckets."
+
 // archiveMagic starts every mongodump archive, little-endian (mongo-tools common/archive).
 const archiveMagic uint32 = 0x8199e26d
 
@@ -28,6 +31,10 @@ type archiveColl struct {
 	metadata string // canonical Extended JSON, as in a .metadata.json file
 	size     int64
 	typ      string // "timeseries" for a time-series collection, else usually ""
+	// data is the namespace whose blocks hold the documents: the collection's own, or for a
+	// time-series collection its buckets', system.buckets.<name> (mongodump writes them
+	// there, and lists only <name> in the prelude).
+	data pipeline.Namespace
 }
 
 func (s *Source) indexArchive(ctx context.Context) error {
@@ -108,6 +115,7 @@ func readPrelude(st *stream) (*archiveIndex, error) {
 		case frameEnd:
 			return nil, st.corrupt(start, "file ends inside the archive prelude")
 		case frameTerminator:
+			addBuckets(idx)
 			return idx, nil
 		}
 		ns, c, err := parseCollectionMetadata(doc)
@@ -118,6 +126,25 @@ func readPrelude(st *stream) (*archiveIndex, error) {
 			return nil, st.corrupt(start, "prelude lists %s twice", ns)
 		}
 		idx.colls[ns] = c
+	}
+}
+
+// addBuckets sets where each collection's documents are and lists each time-series
+// collection's buckets as a collection of their own, as a dump directory has them (cli.md,
+// Inputs: a time-series collection reads alike from both).
+func addBuckets(idx *archiveIndex) {
+	var buckets []pipeline.Namespace
+	for ns, c := range idx.colls {
+		c.data = ns
+		if c.typ == "timeseries" {
+			c.data = pipeline.Namespace{DB: ns.DB, Collection: bucketsPrefix + ns.Collection}
+			buckets = append(buckets, c.data)
+		}
+	}
+	for _, b := range buckets {
+		if idx.colls[b] == nil {
+			idx.colls[b] = &archiveColl{typ: "timeseries", data: b}
+		}
 	}
 }
 
@@ -227,9 +254,11 @@ type nsResult struct {
 }
 
 func (s *Source) scanArchive(ctx context.Context, ns pipeline.Namespace, from int64, fn func(bson.Raw, pipeline.Position) error) error {
-	if s.arch.colls[ns] == nil {
+	c := s.arch.colls[ns]
+	if c == nil {
 		return fmt.Errorf("archive %s: %s: %w", s.path, ns, pipeline.ErrNoCollection)
 	}
+	ns = c.data
 	res, err := s.readNamespace(ctx, ns, from, fn)
 	if err != nil || !res.sawEOF || res.got == res.want {
 		return err

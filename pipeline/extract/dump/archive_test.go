@@ -371,3 +371,43 @@ func TestArchiveCRCReread(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// TestArchiveTimeSeries: mongodump lists a time-series collection in the prelude with type
+// "timeseries" and writes its buckets in blocks of system.buckets.<name>. Both names read the
+// buckets, as in a dump directory.
+func TestArchiveTimeSeries(t *testing.T) {
+	docs := [][]byte{mustMarshal(t, bson.D{{Key: "_id", Value: int32(1)}, {Key: "meta", Value: "a"}}), mustMarshal(t, bson.D{{Key: "_id", Value: int32(2)}})}
+	var buf bytes.Buffer
+	err := WriteArchive(&buf, []ArchiveCollection{
+		{DB: "app", Collection: "weather", Metadata: `{"type":"timeseries"}`, TimeSeries: true, Docs: func(emit func(bson.Raw) error) error {
+			for _, d := range docs {
+				if err := emit(d); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{DB: "app", Collection: "plain"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openSource(t, writeArchiveFile(t, None, buf.Bytes()))
+	if colls, err := s.Collections(context.Background(), "app"); err != nil || !slices.Equal(colls, []string{"plain", "system.buckets.weather", "weather"}) {
+		t.Errorf("collections %v %v", colls, err)
+	}
+	for _, name := range []string{"weather", "system.buckets.weather"} {
+		ns := pipeline.Namespace{DB: "app", Collection: name}
+		if _, err := s.Plan(context.Background(), ns); err != nil {
+			t.Errorf("plan %s: %v", ns, err)
+		}
+		got, err := scanAll(t, s, ns, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", ns, err)
+		}
+		wantDocs(t, got.docs, docs)
+	}
+	if meta, err := s.Metadata(context.Background(), pipeline.Namespace{DB: "app", Collection: "weather"}); err != nil || string(meta) != `{"type":"timeseries"}` {
+		t.Errorf("metadata %q %v", meta, err)
+	}
+}

@@ -16,8 +16,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// dirColl is one collection of a dump directory. data is "" for a metadata-only entry (a view,
-// or a time-series collection whose documents are in system.buckets.<name>).
+// dirColl is one collection of a dump directory. data is "" for a metadata-only entry (a
+// view); a time-series collection's data is its buckets' file, system.buckets.<name>.bson.
 type dirColl struct {
 	ns       pipeline.Namespace
 	data     string
@@ -129,12 +129,20 @@ func (s *Source) indexDB(db, dir string) error {
 		}
 		// A time-series collection's documents are in system.buckets.<name>.bson beside
 		// <name>.metadata.json: that is not a missing metadata file.
-		if base, ok := strings.CutPrefix(name, "system.buckets."); ok {
+		if base, ok := strings.CutPrefix(name, bucketsPrefix); ok {
 			if t := colls[base]; t != nil && t.meta != "" {
 				continue
 			}
 		}
 		s.warnings = append(s.warnings, Warning{Namespace: c.ns, File: c.data, What: "no metadata file; collection options and indexes are unknown"})
+	}
+	// A time-series collection is read from its buckets (cli.md, Inputs), by its own name as
+	// by system.buckets.<name>, as from an archive. Only a time-series collection has a
+	// buckets collection, so its metadata need not be read to tell.
+	for name, c := range colls {
+		if b := colls[bucketsPrefix+name]; c.data == "" && b != nil && b.data != "" {
+			c.data, c.dataComp = b.data, b.dataComp
+		}
 	}
 	s.dir[db] = colls
 	return nil

@@ -232,7 +232,8 @@ func TestDirLayout(t *testing.T) {
 	if w := s.Warnings(); len(w) != 1 || w[0].Namespace != (pipeline.Namespace{DB: "app", Collection: "nometa"}) || !strings.Contains(w[0].What, "no metadata") {
 		t.Errorf("warnings %v", w)
 	}
-	for _, name := range []string{"a/b", "system.buckets.weather", "x.metadata", "nometa"} {
+	// weather, a time-series collection, reads from its buckets.
+	for _, name := range []string{"a/b", "system.buckets.weather", "weather", "x.metadata", "nometa"} {
 		got, err := scanAll(t, s, pipeline.Namespace{DB: "app", Collection: name}, 0)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)

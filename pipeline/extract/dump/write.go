@@ -35,6 +35,18 @@ type ArchiveCollection struct {
 	Metadata string
 	// Docs produces the documents; nil is an empty collection.
 	Docs DocsFunc
+	// TimeSeries writes the collection as mongodump does a time-series one: listed in the
+	// prelude with type "timeseries", its documents (the buckets) in blocks of
+	// system.buckets.<Collection>.
+	TimeSeries bool
+}
+
+// dataNamespace is the namespace whose blocks hold c's documents.
+func (c ArchiveCollection) dataNamespace() pipeline.Namespace {
+	if c.TimeSeries {
+		return pipeline.Namespace{DB: c.DB, Collection: bucketsPrefix + c.Collection}
+	}
+	return pipeline.Namespace{DB: c.DB, Collection: c.Collection}
 }
 
 // Header values WriteArchive records. mongorestore parses server_version, so it must be a
@@ -57,7 +69,7 @@ func WriteArchive(w io.Writer, colls []ArchiveCollection) error {
 		return err
 	}
 	for _, c := range colls {
-		ns := pipeline.Namespace{DB: c.DB, Collection: c.Collection}
+		ns := c.dataNamespace()
 		if err := aw.open(ns); err != nil {
 			return err
 		}
@@ -104,7 +116,7 @@ func (aw *archiveWriter) prelude(colls []ArchiveCollection) error {
 		return err
 	}
 	for _, c := range colls {
-		ns := pipeline.Namespace{DB: c.DB, Collection: c.Collection}
+		ns := c.dataNamespace()
 		if c.Collection == "" {
 			return fmt.Errorf("archive: collection name missing (db %q)", c.DB)
 		}
@@ -112,12 +124,16 @@ func (aw *archiveWriter) prelude(colls []ArchiveCollection) error {
 			return fmt.Errorf("archive: %s listed twice", ns)
 		}
 		aw.crcs[ns] = crc64.New(crc64.MakeTable(crc64.ECMA))
+		typ := ""
+		if c.TimeSeries {
+			typ = "timeseries"
+		}
 		meta, err := bson.Marshal(bson.D{
 			{Key: "db", Value: c.DB},
 			{Key: "collection", Value: c.Collection},
 			{Key: "metadata", Value: c.Metadata},
 			{Key: "size", Value: int32(0)}, // unknown before the documents are written; mongodump writes 0 too
-			{Key: "type", Value: ""},
+			{Key: "type", Value: typ},
 		})
 		if err != nil {
 			return fmt.Errorf("archive: %s metadata: %w", ns, err)
