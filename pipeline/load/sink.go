@@ -313,10 +313,7 @@ func copyDerived(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeli
 	if tag.RowsAffected() != int64(n) {
 		return fmt.Errorf("derived %s: copy wrote %d of %d rows", t.FullName(), tag.RowsAffected(), n)
 	}
-	action := t.OnConflict
-	if action == "" {
-		action = "DO NOTHING"
-	}
+	action := t.ConflictAction()
 	// Rows sharing the conflict key within the batch are folded first, keeping the least by
 	// the other columns: ON CONFLICT cannot touch one row twice in a single statement.
 	key := list
