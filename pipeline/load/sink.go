@@ -264,10 +264,8 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 			if err := copyDerived(ctx, tx, t, cols, buf, n); err != nil {
 				return fmt.Errorf("collection %s: %w", b.Collection, err)
 			}
-			if b.Delta {
-				if err := stageDerived(ctx, tx, b, ti, want); err != nil {
-					return err
-				}
+			if err := stageDerived(ctx, tx, b, ti, want); err != nil {
+				return err
 			}
 			continue
 		}

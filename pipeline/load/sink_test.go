@@ -310,6 +310,10 @@ CREATE TABLE a.users (id integer PRIMARY KEY, tenant_id text NOT NULL REFERENCES
 		if got := fold.Sum(tables[0]); got != want {
 			t.Errorf("reverse %v: folded tenants %+v, the target holds %+v", reverse, got, want)
 		}
+		// The rows the batches staged fold to the same: the run records that checksum.
+		if got, err := DerivedSum(ctx, pool, runID, tables[0]); err != nil || got != want {
+			t.Errorf("staged tenants fold to %+v (%v), the target holds %+v", got, err, want)
+		}
 	}
 	var sums []byte
 	if err := pool.QueryRow(ctx, `SELECT table_sums FROM convert.batches WHERE run_id = $1 AND seq = 0`, runID).Scan(&sums); err != nil || strings.Contains(string(sums), "a.tenants") {
