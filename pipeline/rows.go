@@ -75,14 +75,17 @@ type Table struct {
 	// the module's migrations and are only validated.
 	CreateIfMissing bool
 	// Derived tables (authority tenants, roles, user_roles) hold rows several documents share:
-	// the sink inserts them with ON CONFLICT OnConflict (default DO NOTHING) in the batch's
-	// transaction, they are not counted in batch rows or sums, and their checksums are read
-	// from the target when the module completes.
-	Derived    bool
-	OnConflict string
-	// ConflictKey names the columns OnConflict's key covers; rows of one batch sharing it are
-	// folded to the least by the remaining columns first. Empty means every column.
+	// the sink inserts them with ON CONFLICT ConflictAction() in the batch's transaction, they
+	// are not counted in batch rows or sums, and they complete with their module. DerivedRows
+	// folds them by the same rules in memory (derived.go).
+	Derived bool
+	// ConflictKey names the columns the conflict action's key covers (FoldKey: else the
+	// primary key); rows of one batch sharing it are folded to the least by the remaining
+	// columns first.
 	ConflictKey []string
+	// Least lists the columns that, on a conflict, keep the least non-NULL value
+	// (DO UPDATE SET c = least(current, EXCLUDED.c)); without them a conflict does nothing.
+	Least []string
 }
 
 // FullName is "schema.name", the table's name in checksums and reports.

@@ -138,8 +138,11 @@ type Target interface {
 	// Query and Exec serve a transform's key pass (KeyPass.Query, KeyPass.Exec).
 	Query(ctx context.Context, sql string, fn func(vals []*string) error) error
 	Exec(ctx context.Context, sql string) error
-	// TableSum recomputes a table's checksum from its rows (derived tables).
+	// TableSum recomputes a table's checksum from its rows.
 	TableSum(ctx context.Context, tb Table) (manifests.TableSum, error)
+	// DerivedSum is a derived table's checksum over the rows the run produced (staged with
+	// its batches), folded as the sink merges them.
+	DerivedSum(ctx context.Context, runID string, tb Table) (manifests.TableSum, error)
 	// DeleteUnproduced and RebuildDerived finish a delta run's collections and modules: rows
 	// the run did not produce are deleted, derived tables rebuilt from what it produced.
 	DeleteUnproduced(ctx context.Context, runID string, tables []Table) error
@@ -451,8 +454,10 @@ func (r *runner) convertAll(ctx context.Context) error {
 // DerivedName is the manifest and report name of a module's derived tables.
 func DerivedName(module string) string { return module + ".(derived)" }
 
-// completeDerived reads the checksums of a module's derived tables from the target, once every
-// collection that feeds them is complete, and records them as the module's "(derived)" entry.
+// completeDerived records the checksums of a module's derived tables as the module's
+// "(derived)" entry, once every collection that feeds them is complete: computed from the rows
+// the run produced (cli.md: never the target as its own reference). A target that holds other
+// rows is logged; verify reports it by row.
 func (r *runner) completeDerived(ctx context.Context, module string) error {
 	var derived []Table
 	seen := map[string]bool{}
@@ -481,12 +486,20 @@ func (r *runner) completeDerived(ctx context.Context, module string) error {
 	sums := manifests.TableSums{}
 	rows := map[string]int64{}
 	for _, t := range derived {
-		s, err := r.d.Target.TableSum(ctx, t)
+		s, err := r.d.Target.DerivedSum(ctx, r.run.ID, t)
 		if err != nil {
 			return err
 		}
 		sums[t.FullName()] = s
 		rows[t.FullName()] = s.Count
+		held, err := r.d.Target.TableSum(ctx, t)
+		if err != nil {
+			return err
+		}
+		if held != s {
+			r.log.Warn("a derived table holds other rows than the run produced; verify will name them", "table", t.FullName(),
+				"produced_rows", s.Count, "held_rows", held.Count)
+		}
 	}
 	if err := r.d.Target.RestoreDeferred(ctx, derived); err != nil {
 		return err

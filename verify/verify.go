@@ -5,6 +5,11 @@
 // (the first byte of SHA-256 of the row's primary key), and only the rows of differing buckets
 // are compared one by one. --deep compares every row.
 //
+// Derived tables (pipeline.Table.Derived: rows several documents share) are recomputed from the
+// re-transformed documents, folded by pipeline.DerivedRows with the conflict rules the sink
+// inserts them with, and compared per module (as "<module>.(derived)") like any table: the
+// target is never its own reference.
+//
 // The target side is read back in the checksum encoding the sink hashed while writing, so a
 // clean target gives byte-identical digests. Documents that PostgreSQL refused at load time
 // (rejects whose reason starts with "database refused") cannot be predicted by re-transforming:
@@ -15,11 +20,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -109,13 +120,34 @@ func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
 		return nil, &pipeline.UsageError{Msg: fmt.Sprintf("run %s is %s: only a completed run can be verified (continue it with --resume)", run.ID, run.Status)}
 	}
 	rep := &Report{FormatVersion: FormatVersion, RunID: run.ID, Deep: o.Deep, Collections: []CollectionResult{}, Differences: []Difference{}}
-	for _, job := range d.Jobs {
-		cr, diffs, err := verifyCollection(ctx, o, d, run, job)
+	// A module's derived rows are collected from every collection's re-transformed documents
+	// and compared once its last collection is done, as the run completes them.
+	var fold *pipeline.DerivedRows
+	var derived []pipeline.Table
+	for i, job := range d.Jobs {
+		if fold == nil {
+			fold, derived = &pipeline.DerivedRows{}, nil
+		}
+		derived = appendDerived(derived, job)
+		cr, diffs, err := verifyCollection(ctx, o, d, run, job, fold)
 		if err != nil {
 			return nil, fmt.Errorf("verify %s: %w", job.Name, err)
 		}
 		rep.Collections = append(rep.Collections, *cr)
 		rep.Differences = append(rep.Differences, diffs...)
+		if i < len(d.Jobs)-1 && d.Jobs[i+1].Module == job.Module {
+			continue
+		}
+		if len(derived) > 0 {
+			name := pipeline.DerivedName(job.Module)
+			cr, diffs, err := verifyDerived(ctx, o, d, run, name, derived, fold)
+			if err != nil {
+				return nil, fmt.Errorf("verify %s: %w", name, err)
+			}
+			rep.Collections = append(rep.Collections, *cr)
+			rep.Differences = append(rep.Differences, diffs...)
+		}
+		fold = nil
 	}
 	rep.Clean = len(rep.Differences) == 0
 	return rep, nil
@@ -126,6 +158,7 @@ const buckets = 256
 // tableState accumulates one side of one table.
 type tableState struct {
 	table   pipeline.Table
+	cols    []pipeline.Column
 	keyIdx  []int
 	idIdx   int // index of mongo_id among written columns, -1 if none
 	sum     manifests.TableSum
@@ -142,8 +175,8 @@ type rowInfo struct {
 }
 
 func newTableState(tb pipeline.Table) *tableState {
-	st := &tableState{table: tb, idIdx: -1}
-	cols := tb.Written()
+	st := &tableState{table: tb, idIdx: -1, cols: tb.Written()}
+	cols := st.cols
 	for _, k := range tb.PrimaryKey {
 		for i, c := range cols {
 			if c.Name == k {
@@ -165,11 +198,13 @@ func (st *tableState) add(row []byte, docID string) error {
 	st.sum.Add(d)
 	var key []byte
 	var mongoID string
+	keyText := make([]string, len(st.keyIdx))
 	if err := pipeline.ForEachCell(row, func(i int, v []byte, null bool) error {
-		for _, k := range st.keyIdx {
+		for j, k := range st.keyIdx {
 			if k == i {
 				key = append(key, byte(len(v)>>8), byte(len(v)))
 				key = append(key, v...)
+				keyText[j] = st.cols[i].Name + "=" + cellText(st.cols[i].Type, v, null)
 			}
 		}
 		if i == st.idIdx && !null {
@@ -189,6 +224,11 @@ func (st *tableState) add(row []byte, docID string) error {
 		if mongoID == "" {
 			mongoID = docID
 		}
+		if mongoID == "" && len(st.keyIdx) > 0 {
+			// Rows without a document of their own (derived rows, the target side of a
+			// table without mongo_id) are named by their primary key.
+			mongoID = strings.Join(keyText, ", ")
+		}
 		if mongoID == "" {
 			mongoID = fmt.Sprintf("key %x", key)
 		}
@@ -204,7 +244,9 @@ type sourceSide struct {
 	tables  []*tableState
 }
 
-func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.CollectionJob, dbRefused map[string]bool, want []*[buckets]bool) (*sourceSide, error) {
+// extract re-transforms a collection. With fold not nil, the derived rows of the documents
+// that load are folded into it.
+func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.CollectionJob, dbRefused map[string]bool, want []*[buckets]bool, fold *pipeline.DerivedRows) (*sourceSide, error) {
 	rows, err := d.Store.Ranges(ctx, run.ID, job.Name)
 	if err != nil {
 		return nil, err
@@ -229,7 +271,7 @@ func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.Colle
 		s.tables = append(s.tables, st)
 	}
 	// index maps the transform's table positions to the collection's own (non-derived) tables:
-	// derived tables are shared by documents and collections, and verified per module.
+	// derived tables are shared by documents and collections, folded and verified per module.
 	index := map[int]int{}
 	for i, t := range job.Transform.Tables() {
 		for j, o := range tables {
@@ -266,6 +308,11 @@ func extract(ctx context.Context, d Deps, run *manifests.Run, job pipeline.Colle
 			all := job.Transform.Tables()
 			for _, r := range buf.Rows {
 				if all[r.Table].Derived {
+					if fold != nil {
+						if err := fold.Add(all[r.Table], buf.RowBytes(r)); err != nil {
+							return fmt.Errorf("_id %s: %w", id, err)
+						}
+					}
 					continue
 				}
 				if err := s.tables[index[r.Table]].add(buf.RowBytes(r), id); err != nil {
@@ -305,7 +352,7 @@ func checksumOf(states []*tableState) string {
 	return manifests.CollectionChecksum(ts).String()
 }
 
-func verifyCollection(ctx context.Context, o Options, d Deps, run *manifests.Run, job pipeline.CollectionJob) (*CollectionResult, []Difference, error) {
+func verifyCollection(ctx context.Context, o Options, d Deps, run *manifests.Run, job pipeline.CollectionJob, fold *pipeline.DerivedRows) (*CollectionResult, []Difference, error) {
 	mc, err := d.Store.GetCollection(ctx, run.ID, job.Name)
 	if err != nil {
 		return nil, nil, err
@@ -322,7 +369,7 @@ func verifyCollection(ctx context.Context, o Options, d Deps, run *manifests.Run
 			dbRefused[id] = true
 		}
 	}
-	src, err := extract(ctx, d, run, job, dbRefused, nil)
+	src, err := extract(ctx, d, run, job, dbRefused, nil, fold)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -364,20 +411,12 @@ func verifyCollection(ctx context.Context, o Options, d Deps, run *manifests.Run
 	for i := range tables {
 		tr := TableResult{Table: tables[i].FullName(), SourceRows: src.tables[i].sum.Count, TargetRows: tgt[i].sum.Count, Match: src.tables[i].sum == tgt[i].sum}
 		cr.Tables = append(cr.Tables, tr)
-		var w [buckets]bool
-		any := false
-		for b := 0; b < buckets; b++ {
-			if o.Deep || src.tables[i].buckets[b] != tgt[i].buckets[b] {
-				w[b], any = true, true
-			}
-		}
-		if any {
-			want[i] = &w
+		if want[i] = differingBuckets(o, src.tables[i], tgt[i]); want[i] != nil {
 			narrow = true
 		}
 	}
 	if narrow {
-		src2, err := extract(ctx, d, run, job, dbRefused, want)
+		src2, err := extract(ctx, d, run, job, dbRefused, want, nil)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -397,6 +436,142 @@ func verifyCollection(ctx context.Context, o Options, d Deps, run *manifests.Run
 	sortDiffs(diffs)
 	cr.Match = len(diffs) == 0
 	return cr, diffs, nil
+}
+
+// differingBuckets marks the buckets whose sums differ between the sides (every bucket with
+// --deep); nil when none is to be narrowed down.
+func differingBuckets(o Options, src, tgt *tableState) *[buckets]bool {
+	var w [buckets]bool
+	any := false
+	for b := 0; b < buckets; b++ {
+		if o.Deep || src.buckets[b] != tgt.buckets[b] {
+			w[b], any = true, true
+		}
+	}
+	if !any {
+		return nil
+	}
+	return &w
+}
+
+// appendDerived adds the job's derived tables not yet in list (tables shared by several
+// collections are listed once).
+func appendDerived(list []pipeline.Table, job pipeline.CollectionJob) []pipeline.Table {
+next:
+	for _, t := range job.Transform.Tables() {
+		if !t.Derived {
+			continue
+		}
+		for _, have := range list {
+			if have.FullName() == t.FullName() {
+				continue next
+			}
+		}
+		list = append(list, t)
+	}
+	return list
+}
+
+// verifyDerived compares a module's derived tables as recomputed from the re-transformed
+// documents (fold, merged by the tables' conflict rules as the sink merges them) with the
+// target and with the checksum the run recorded, and narrows differences down to rows and
+// columns like any table's. The target is never its own reference.
+func verifyDerived(ctx context.Context, o Options, d Deps, run *manifests.Run, name string, tables []pipeline.Table, fold *pipeline.DerivedRows) (*CollectionResult, []Difference, error) {
+	source := func(want []*[buckets]bool) ([]*tableState, error) {
+		var out []*tableState
+		for i, tb := range tables {
+			st := newTableState(tb)
+			if want != nil && want[i] != nil {
+				st.want = want[i]
+				st.detail = map[string]rowInfo{}
+			}
+			if err := fold.Rows(tb, func(row []byte) error { return st.add(row, "") }); err != nil {
+				return nil, err
+			}
+			out = append(out, st)
+		}
+		return out, nil
+	}
+	src, err := source(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	tgt, err := readTarget(ctx, d, tables, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	cr := &CollectionResult{Collection: name, Source: Counts{Skipped: map[string]int64{}}, Manifest: Counts{Skipped: map[string]int64{}},
+		SourceChecksum: checksumOf(src), TargetChecksum: checksumOf(tgt)}
+	var diffs []Difference
+	add := func(df Difference) {
+		df.Collection = name
+		diffs = append(diffs, df)
+	}
+	mc, err := d.Store.GetCollection(ctx, run.ID, name)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		add(Difference{Kind: "checksum", Detail: "the run recorded no checksum of its derived tables"})
+	case err != nil:
+		return nil, nil, err
+	case mc.Checksum != nil:
+		cr.ManifestChecksum = mc.Checksum.String()
+	}
+	if err == nil && cr.ManifestChecksum != cr.SourceChecksum {
+		add(Difference{Kind: "checksum", Detail: fmt.Sprintf("manifest %s, source %s", cr.ManifestChecksum, cr.SourceChecksum)})
+	}
+	want := make([]*[buckets]bool, len(tables))
+	narrow := false
+	for i := range tables {
+		cr.Tables = append(cr.Tables, TableResult{Table: tables[i].FullName(), SourceRows: src[i].sum.Count, TargetRows: tgt[i].sum.Count, Match: src[i].sum == tgt[i].sum})
+		if want[i] = differingBuckets(o, src[i], tgt[i]); want[i] != nil {
+			narrow = true
+		}
+	}
+	if narrow {
+		src2, err := source(want)
+		if err != nil {
+			return nil, nil, err
+		}
+		tgt2, err := readTarget(ctx, d, tables, want)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range tables {
+			if want[i] == nil {
+				continue
+			}
+			for _, df := range rowDiffs(tables[i], src2[i].detail, tgt2[i].detail) {
+				add(df)
+			}
+		}
+	}
+	sortDiffs(diffs)
+	cr.Match = len(diffs) == 0
+	return cr, diffs, nil
+}
+
+// cellText renders a key cell for a difference: the value as PostgreSQL would print it where
+// that is plain (uuid, text, integers, timestamptz), else hex.
+func cellText(t pipeline.ColumnType, v []byte, null bool) string {
+	switch {
+	case null:
+		return "NULL"
+	case t == pipeline.TypeText:
+		return string(v)
+	case t == pipeline.TypeUUID && len(v) == 16:
+		h := hex.EncodeToString(v)
+		return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	case t == pipeline.TypeInt2 && len(v) == 2:
+		return strconv.Itoa(int(int16(binary.BigEndian.Uint16(v))))
+	case t == pipeline.TypeInt4 && len(v) == 4:
+		return strconv.Itoa(int(int32(binary.BigEndian.Uint32(v))))
+	case t == pipeline.TypeInt8 && len(v) == 8:
+		return strconv.FormatInt(int64(binary.BigEndian.Uint64(v)), 10)
+	case t == pipeline.TypeTimestamptz && len(v) == 8:
+		// Microseconds since 2000-01-01 UTC (946684800 s after the Unix epoch).
+		return time.UnixMicro(int64(binary.BigEndian.Uint64(v)) + 946684800e6).UTC().Format(time.RFC3339Nano)
+	}
+	return hex.EncodeToString(v)
 }
 
 func sameCounts(a, b map[string]int64) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/stellaops/convert/manifests"
 	"github.com/stellaops/convert/pipeline"
 )
 
@@ -16,8 +17,9 @@ import (
 // keys in convert.delta_keys, in its own transaction; when a collection completes, the rows
 // of its tables whose keys the run did not produce are deleted — with the rows of other tables
 // that reference them, children first, as ON DELETE CASCADE would — so the target equals a
-// full conversion at the delta's as-of. Derived rows are staged in convert.delta_derived and
-// their tables rebuilt exactly when the module completes.
+// full conversion at the delta's as-of. Derived rows are staged in convert.delta_derived (by
+// every run: the recorded derived checksums come from them) and, in a delta, their tables
+// rebuilt exactly when the module completes.
 
 // upsert loads rows through a temporary table, then inserts them, updating rows whose key
 // exists and whose values differ.
@@ -175,22 +177,70 @@ func recordKeys(ctx context.Context, tx pgx.Tx, b *pipeline.Batch, ti int, want 
 	return nil
 }
 
-// stageDerived keeps the derived rows of table ti that the documents in want wrote.
+// stageDerived keeps the derived rows of table ti that the documents in want wrote, folded
+// within the batch (the fold of folds is the fold of all rows), in convert.delta_derived with
+// the batch: the run's derived checksums (and a delta's rebuild) come from what it produced,
+// never from what the target holds. Every run stages, not only deltas.
 func stageDerived(ctx context.Context, tx pgx.Tx, b *pipeline.Batch, ti int, want map[int]bool) error {
 	t := b.Tables[ti]
-	var rows [][]any
+	var fold pipeline.DerivedRows
 	for _, r := range b.Rows.Rows {
 		if r.Table == ti && want[r.Doc] {
-			rows = append(rows, []any{b.RunID, t.FullName(), bytes.Clone(b.Rows.RowBytes(r))})
+			if err := fold.Add(t, b.Rows.RowBytes(r)); err != nil {
+				return fmt.Errorf("collection %s: %w", b.Collection, err)
+			}
 		}
 	}
+	var rows [][]any
+	_ = fold.Rows(t, func(row []byte) error {
+		rows = append(rows, []any{b.RunID, t.FullName(), bytes.Clone(row)})
+		return nil
+	})
 	if len(rows) == 0 {
 		return nil
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"convert", "delta_derived"}, []string{"run_id", "tbl", "row"}, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("delta %s: stage derived rows: %w", t.FullName(), err)
+		return fmt.Errorf("collection %s: stage derived rows of %s: %w", b.Collection, t.FullName(), err)
 	}
 	return nil
+}
+
+// queryer is what foldStaged reads through: a pool or a transaction.
+type queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// foldStaged folds the rows of derived table t that run staged.
+func foldStaged(ctx context.Context, q queryer, runID string, t pipeline.Table) (*pipeline.DerivedRows, error) {
+	rows, err := q.Query(ctx, `SELECT row FROM convert.delta_derived WHERE run_id = $1 AND tbl = $2`, runID, t.FullName())
+	if err != nil {
+		return nil, fmt.Errorf("derived %s: read staged rows: %w", t.FullName(), err)
+	}
+	defer rows.Close()
+	var fold pipeline.DerivedRows
+	for rows.Next() {
+		var row []byte
+		if err := rows.Scan(&row); err != nil {
+			return nil, fmt.Errorf("derived %s: read staged rows: %w", t.FullName(), err)
+		}
+		if err := fold.Add(t, row); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("derived %s: read staged rows: %w", t.FullName(), err)
+	}
+	return &fold, nil
+}
+
+// DerivedSum is the checksum of derived table t as the run's staged rows make it: what the
+// target must hold once every batch of the run is committed.
+func DerivedSum(ctx context.Context, pool *pgxpool.Pool, runID string, t pipeline.Table) (manifests.TableSum, error) {
+	fold, err := foldStaged(ctx, pool, runID, t)
+	if err != nil {
+		return manifests.TableSum{}, err
+	}
+	return fold.Sum(t), nil
 }
 
 // keyExpr renders a column's checksum-encoding cell in SQL (0x01, length, binary send), the
@@ -309,8 +359,8 @@ WHERE k.contype = 'f' AND pn.nspname = $1 AND pc.relname = $2 AND NOT rc.relispa
 	return nil
 }
 
-// RebuildDerived makes a derived table equal to the rows the delta run staged, folded by its
-// conflict key to the least by the other columns (as the loads fold them): rows are updated,
+// RebuildDerived makes a derived table equal to the rows the delta run staged, folded by the
+// table's conflict rules (pipeline.DerivedRows, as the loads merge them): rows are updated,
 // inserted, and deleted (with what references them) so the table equals a full conversion's.
 func RebuildDerived(ctx context.Context, pool *pgxpool.Pool, runID string, t pipeline.Table) error {
 	cols := t.Written()
@@ -324,28 +374,19 @@ func RebuildDerived(ctx context.Context, pool *pgxpool.Pool, runID string, t pip
 	if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+tmp+`; CREATE TEMP TABLE `+tmp+` AS SELECT `+list+` FROM `+t.Ident()+` WITH NO DATA`); err != nil {
 		return fmt.Errorf("derived %s: %w", t.FullName(), err)
 	}
-	// Stream the staged rows back as binary COPY.
-	rows, err := tx.Query(ctx, `SELECT row FROM convert.delta_derived WHERE run_id = $1 AND tbl = $2`, runID, t.FullName())
+	// The folded rows, one per key, back as binary COPY.
+	fold, err := foldStaged(ctx, tx, runID, t)
 	if err != nil {
 		return err
 	}
 	buf := append([]byte(nil), copyHeader...)
 	n := 0
-	for rows.Next() {
-		var row []byte
-		if err := rows.Scan(&row); err != nil {
-			rows.Close()
-			return err
-		}
-		if buf, err = appendCopyRow(buf, cols, row); err != nil {
-			rows.Close()
-			return err
-		}
+	if err := fold.Rows(t, func(row []byte) error {
+		buf, err = appendCopyRow(buf, cols, row)
 		n++
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
+	}); err != nil {
+		return fmt.Errorf("derived %s: %w", t.FullName(), err)
 	}
 	buf = append(buf, 0xFF, 0xFF)
 	if n > 0 {
@@ -353,19 +394,13 @@ func RebuildDerived(ctx context.Context, pool *pgxpool.Pool, runID string, t pip
 			return fmt.Errorf("derived %s: %w", t.FullName(), err)
 		}
 	}
-	key := t.ConflictKey
-	if len(key) == 0 {
-		key = t.PrimaryKey
-	}
-	if len(key) == 0 {
-		return fmt.Errorf("derived %s: no conflict key and no primary key", t.FullName())
-	}
+	key := t.FoldKey()
 	kq := make([]string, len(key))
 	for i, k := range key {
 		kq[i] = pipeline.QuoteIdent(k)
 	}
 	keys := strings.Join(kq, ", ")
-	folded := `SELECT DISTINCT ON (` + keys + `) ` + list + ` FROM ` + tmp + ` ORDER BY ` + keys + `, ` + list
+	folded := `SELECT ` + list + ` FROM ` + tmp
 	// Delete rows whose key is no longer produced (cascading), then upsert the folded set.
 	var notIn []string
 	for _, k := range kq {

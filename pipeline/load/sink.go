@@ -264,10 +264,8 @@ func (s *Sink) copyDocs(ctx context.Context, tx pgx.Tx, st *batchState, docs []i
 			if err := copyDerived(ctx, tx, t, cols, buf, n); err != nil {
 				return fmt.Errorf("collection %s: %w", b.Collection, err)
 			}
-			if b.Delta {
-				if err := stageDerived(ctx, tx, b, ti, want); err != nil {
-					return err
-				}
+			if err := stageDerived(ctx, tx, b, ti, want); err != nil {
+				return err
 			}
 			continue
 		}
@@ -313,10 +311,7 @@ func copyDerived(ctx context.Context, tx pgx.Tx, t pipeline.Table, cols []pipeli
 	if tag.RowsAffected() != int64(n) {
 		return fmt.Errorf("derived %s: copy wrote %d of %d rows", t.FullName(), tag.RowsAffected(), n)
 	}
-	action := t.OnConflict
-	if action == "" {
-		action = "DO NOTHING"
-	}
+	action := t.ConflictAction()
 	// Rows sharing the conflict key within the batch are folded first, keeping the least by
 	// the other columns: ON CONFLICT cannot touch one row twice in a single statement.
 	key := list

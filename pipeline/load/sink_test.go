@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -229,17 +230,24 @@ CREATE TABLE a.users (id integer PRIMARY KEY, tenant_id text NOT NULL REFERENCES
 	}
 	runID := startRun(t, pool, "users")
 	tables := []pipeline.Table{
-		{Schema: "a", Name: "tenants", Derived: true, ConflictKey: []string{"tenant_id"},
-			OnConflict: "(tenant_id) DO UPDATE SET created_at = least(a.tenants.created_at, EXCLUDED.created_at)",
-			Columns:    []pipeline.Column{{Name: "tenant_id", Type: pipeline.TypeText}, {Name: "created_at", Type: pipeline.TypeInt4}}},
+		{Schema: "a", Name: "tenants", Derived: true, ConflictKey: []string{"tenant_id"}, Least: []string{"created_at"},
+			Columns: []pipeline.Column{{Name: "tenant_id", Type: pipeline.TypeText}, {Name: "created_at", Type: pipeline.TypeInt4}}},
 		{Schema: "a", Name: "users", Columns: []pipeline.Column{{Name: "id", Type: pipeline.TypeInt4}, {Name: "tenant_id", Type: pipeline.TypeText}}},
 	}
+	var sent [][]byte // every tenants row the batches carried
 	commit := func(seq int, users []struct {
 		id      int32
 		tenant  string
 		created int32
 	}) pipeline.Committed {
 		b := &pipeline.Batch{RunID: runID, Collection: "users", Seq: seq, Tables: tables, File: true}
+		defer func() {
+			for _, r := range b.Rows.Rows {
+				if r.Table == 0 {
+					sent = append(sent, bytes.Clone(b.Rows.RowBytes(r)))
+				}
+			}
+		}()
 		for i, u := range users {
 			id := fmt.Sprint(u.id)
 			b.Docs = append(b.Docs, pipeline.BatchDoc{ID: &id})
@@ -269,6 +277,8 @@ CREATE TABLE a.users (id integer PRIMARY KEY, tenant_id text NOT NULL REFERENCES
 		t.Fatalf("first batch: %+v", c)
 	}
 	commit(1, []u{{4, "t1", 30}, {5, "t2", 10}, {6, "t3", 5}})
+	// -5 is bytewise greater than 7 (0xfffffffb): least() orders numbers, not bytes.
+	commit(2, []u{{7, "t4", 7}, {8, "t4", -5}, {9, "t3", 6}})
 	got := map[string]int32{}
 	rows, _ := pool.Query(ctx, `SELECT tenant_id, created_at FROM a.tenants`)
 	for rows.Next() {
@@ -278,8 +288,32 @@ CREATE TABLE a.users (id integer PRIMARY KEY, tenant_id text NOT NULL REFERENCES
 		got[k] = v
 	}
 	rows.Close()
-	if len(got) != 3 || got["t1"] != 20 || got["t2"] != 10 || got["t3"] != 5 {
+	if len(got) != 4 || got["t1"] != 20 || got["t2"] != 10 || got["t3"] != 5 || got["t4"] != -5 {
 		t.Fatalf("tenants: %v, want the least created_at per tenant", got)
+	}
+	// pipeline.DerivedRows folds the same rows, in any order, to what the table holds.
+	for _, reverse := range []bool{false, true} {
+		var fold pipeline.DerivedRows
+		for i := range sent {
+			row := sent[i]
+			if reverse {
+				row = sent[len(sent)-1-i]
+			}
+			if err := fold.Add(tables[0], row); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := ReadTableSum(ctx, pool, tables[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fold.Sum(tables[0]); got != want {
+			t.Errorf("reverse %v: folded tenants %+v, the target holds %+v", reverse, got, want)
+		}
+		// The rows the batches staged fold to the same: the run records that checksum.
+		if got, err := DerivedSum(ctx, pool, runID, tables[0]); err != nil || got != want {
+			t.Errorf("staged tenants fold to %+v (%v), the target holds %+v", got, err, want)
+		}
 	}
 	var sums []byte
 	if err := pool.QueryRow(ctx, `SELECT table_sums FROM convert.batches WHERE run_id = $1 AND seq = 0`, runID).Scan(&sums); err != nil || strings.Contains(string(sums), "a.tenants") {

@@ -434,6 +434,11 @@ func (t *Target) RebuildDerived(ctx context.Context, runID string, tb pipeline.T
 	return RebuildDerived(ctx, t.pool, runID, tb)
 }
 
+// DerivedSum implements pipeline.Target.
+func (t *Target) DerivedSum(ctx context.Context, runID string, tb pipeline.Table) (manifests.TableSum, error) {
+	return DerivedSum(ctx, t.pool, runID, tb)
+}
+
 // TableSum implements pipeline.Target.
 func (t *Target) TableSum(ctx context.Context, tb pipeline.Table) (manifests.TableSum, error) {
 	return ReadTableSum(ctx, t.pool, tb)

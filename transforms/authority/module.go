@@ -110,8 +110,8 @@ func tenantsTable() pipeline.Table {
 		Schema: Schema, Name: "tenants", PrimaryKey: []string{"tenant_id"},
 		Columns:     []pipeline.Column{notNull("tenant_id", tText), col("created_at", tTime)},
 		Derived:     true,
-		OnConflict:  "(tenant_id) DO UPDATE SET created_at = least(" + Schema + ".tenants.created_at, EXCLUDED.created_at)",
 		ConflictKey: []string{"tenant_id"},
+		Least:       []string{"created_at"},
 	}
 }
 
@@ -119,7 +119,7 @@ func rolesTable() pipeline.Table {
 	return pipeline.Table{
 		Schema: Schema, Name: "roles", PrimaryKey: []string{"id"}, Unique: [][]string{{"tenant_id", "name"}},
 		Columns: []pipeline.Column{notNull("id", tUUID), notNull("tenant_id", tText), notNull("name", tText)},
-		Derived: true, OnConflict: "DO NOTHING",
+		Derived: true,
 	}
 }
 
@@ -127,7 +127,7 @@ func userRolesTable() pipeline.Table {
 	return pipeline.Table{
 		Schema: Schema, Name: "user_roles", PrimaryKey: []string{"user_id", "role_id"},
 		Columns: []pipeline.Column{notNull("user_id", tUUID), notNull("role_id", tUUID), notNull("tenant_id", tText)},
-		Derived: true, OnConflict: "DO NOTHING",
+		Derived: true,
 	}
 }
 
