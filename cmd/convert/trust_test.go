@@ -252,3 +252,30 @@ func TestJobAfterCompletedJob(t *testing.T) {
 	}
 	verifyClean(t, uri, pgURL, second)
 }
+
+// TestJobRejectLimitCountsEveryWorker: a job's --max-rejects holds for the whole job: a joined
+// worker that was not given the flag applies the job's recorded limit, the job stops on the
+// committed counts of every process, and the collection is never recorded completed.
+func TestJobRejectLimitCountsEveryWorker(t *testing.T) {
+	root := trustDump(t, 1000, 10, 0) // 100 rejects
+	pgURL := pgtest.Database(t)
+	common := []string{"--from", root, "--to", pgURL, "--collection", "trust.things", "--batch-size", "10", "--span-bytes", "4000"}
+	_, waitJob := startConvert(t, append([]string{"job", "--workers", "1", "--rate", "200", "--max-rejects", "60"}, common...)...)
+	time.Sleep(1200 * time.Millisecond)
+	_, waitJoin := startConvert(t, append([]string{"job", "--join", "--wait-for-job", "10s", "--workers", "2"}, common...)...)
+	joinCode, joinErr := waitJoin()
+	jobCode, jobErr := waitJob()
+	if joinCode != 4 || jobCode != 4 {
+		t.Errorf("job past its limit: job exit %d, joined worker exit %d; want 4 for both\njob:\n%s\njoined:\n%s", jobCode, joinCode, jobErr, joinErr)
+	}
+	conn := pgConn(t, pgURL)
+	var status string
+	var rejected int64
+	if err := conn.QueryRow(t.Context(), `SELECT c.status, (SELECT coalesce(sum(rejected), 0) FROM convert.batches b WHERE b.run_id = c.run_id)
+FROM convert.collections c JOIN convert.runs r ON r.id = c.run_id WHERE r.kind = 'job'`).Scan(&status, &rejected); err != nil {
+		t.Fatal(err)
+	}
+	if status == "completed" || rejected <= 60 {
+		t.Errorf("collection %s with %d rejects committed; want it stopped past 60, not completed", status, rejected)
+	}
+}
