@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/stellaops/convert/internal/ferrettest"
 	"github.com/stellaops/convert/internal/pgtest"
+	"github.com/stellaops/convert/internal/sample"
 	"github.com/stellaops/convert/pipeline/extract/dump"
 )
 
@@ -278,4 +281,44 @@ FROM convert.collections c JOIN convert.runs r ON r.id = c.run_id WHERE r.kind =
 	if status == "completed" || rejected <= 60 {
 		t.Errorf("collection %s with %d rejects committed; want it stopped past 60, not completed", status, rejected)
 	}
+}
+
+// TestResumeUsesRecordedOverrides: a module run with a --tier-days override stopped by
+// --max-rejects resumes without repeating the override, with the recorded window (the result
+// equals an uninterrupted run with it and verifies clean), while an explicitly different window
+// refuses naming the overrides.
+func TestResumeUsesRecordedOverrides(t *testing.T) {
+	asOf := sample.DefaultAsOf
+	dir := filepath.Join(t.TempDir(), "dump")
+	if err := sample.WriteDump(context.Background(), dir, sample.Generate(sample.Options{Seed: 11, Scale: 1, AsOf: asOf}), dump.None); err != nil {
+		t.Fatal(err)
+	}
+	args := func(pgURL string, extra ...string) []string {
+		return append([]string{"run", "--from", dir, "--to", pgURL, "--module", "scheduler", "--create-schema",
+			"--as-of", asOf.Format(time.RFC3339), "--batch-size", "20", "--json"}, extra...)
+	}
+	const window = "scheduler.runs=365"
+	ref := parseReport(t, mustConvert(t, nil, args(pgtest.Database(t), "--tier-days", window)...).stdout)
+	plain := parseReport(t, mustConvert(t, nil, args(pgtest.Database(t))...).stdout)
+	if checksums(plain)["scheduler.runs"] == checksums(ref)["scheduler.runs"] {
+		t.Fatalf("the window %s changes nothing on the sample: %v", window, checksums(ref))
+	}
+
+	pgURL := pgtest.Database(t)
+	if stopped := convert(t, nil, args(pgURL, "--tier-days", window, "--max-rejects", "0")...); stopped.code != 4 {
+		t.Fatalf("--max-rejects 0: exit %d, want 4\n%s", stopped.code, stopped.stderr)
+	}
+	other := convert(t, nil, args(pgURL, "--resume", "--max-rejects", "100", "--tier-days", "scheduler.runs=180")...)
+	if other.code != 2 || !strings.Contains(other.stderr, "overrides") {
+		t.Errorf("--resume with another window: exit %d, want 2 naming the overrides\n%s", other.code, other.stderr)
+	}
+	res := convert(t, nil, args(pgURL, "--resume", "--max-rejects", "100")...)
+	if res.code != 0 {
+		t.Fatalf("--resume without --tier-days: exit %d, want 0\n%s", res.code, res.stderr)
+	}
+	rep := parseReport(t, res.stdout)
+	if got, want := checksums(rep), checksums(ref); rep.Status != "completed" || !maps.Equal(got, want) {
+		t.Errorf("resumed run %s: checksums %v, uninterrupted run with the override %v", rep.Status, got, want)
+	}
+	verifyClean(t, dir, pgURL, rep.RunID)
 }
