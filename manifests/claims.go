@@ -11,6 +11,10 @@ import (
 
 // Claim timing (cli.md, Job mode): a heartbeat every 10 s; a range whose heartbeat is older than
 // 30 s may be reclaimed.
+//
+// Claims and heartbeats are stamped with clock_timestamp(), the time the statement runs, never
+// now(), the start of its transaction: a stamp must not look older than it is when it commits,
+// or a live claim could be taken for a stale one.
 const (
 	HeartbeatEvery = 10 * time.Second
 	ClaimStale     = 30 * time.Second
@@ -25,10 +29,10 @@ var ErrClaimLost = errors.New("range claim lost")
 // claimable now.
 func (s *Store) ClaimRange(ctx context.Context, runID, collection, worker string, stale time.Duration) (r Range, ok bool, err error) {
 	var no, epoch int
-	err = s.pool.QueryRow(ctx, `UPDATE convert.ranges r SET status = 'running', claimed_by = $3, claim_epoch = r.claim_epoch + 1, heartbeat = now()
+	err = s.pool.QueryRow(ctx, `UPDATE convert.ranges r SET status = 'running', claimed_by = $3, claim_epoch = r.claim_epoch + 1, heartbeat = clock_timestamp()
 FROM (SELECT run_id, collection, range_no FROM convert.ranges
       WHERE run_id = $1 AND collection = $2
-        AND (status = 'pending' OR (status = 'running' AND (claimed_by = $3 OR heartbeat IS NULL OR heartbeat < now() - make_interval(secs => $4))))
+        AND (status = 'pending' OR (status = 'running' AND (claimed_by = $3 OR heartbeat IS NULL OR heartbeat < clock_timestamp() - make_interval(secs => $4))))
       ORDER BY range_no LIMIT 1 FOR UPDATE SKIP LOCKED) c
 WHERE r.run_id = c.run_id AND r.collection = c.collection AND r.range_no = c.range_no
 RETURNING r.range_no, r.claim_epoch`, runID, collection, worker, stale.Seconds()).Scan(&no, &epoch)
@@ -53,7 +57,7 @@ RETURNING r.range_no, r.claim_epoch`, runID, collection, worker, stale.Seconds()
 
 // Heartbeat renews a claim; it returns ErrClaimLost when the range was reclaimed.
 func (s *Store) Heartbeat(ctx context.Context, runID, collection string, no int, worker string, epoch int) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE convert.ranges SET heartbeat = now()
+	tag, err := s.pool.Exec(ctx, `UPDATE convert.ranges SET heartbeat = clock_timestamp()
 WHERE run_id = $1 AND collection = $2 AND range_no = $3 AND claimed_by = $4 AND claim_epoch = $5 AND status = 'running'`,
 		runID, collection, no, worker, epoch)
 	if err != nil {
@@ -67,7 +71,7 @@ WHERE run_id = $1 AND collection = $2 AND range_no = $3 AND claimed_by = $4 AND 
 
 // MarkClaimedRangeDone marks a range done if worker still holds it at epoch.
 func (s *Store) MarkClaimedRangeDone(ctx context.Context, runID, collection string, no int, worker string, epoch int) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE convert.ranges SET status = 'done', heartbeat = now()
+	tag, err := s.pool.Exec(ctx, `UPDATE convert.ranges SET status = 'done', heartbeat = clock_timestamp()
 WHERE run_id = $1 AND collection = $2 AND range_no = $3 AND claimed_by = $4 AND claim_epoch = $5`,
 		runID, collection, no, worker, epoch)
 	if err != nil {

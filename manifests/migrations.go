@@ -157,6 +157,16 @@ ALTER TABLE convert.deferred ADD COLUMN kind text NOT NULL DEFAULT 'index'
 ALTER TABLE convert.deferred DROP CONSTRAINT deferred_indexes_pkey;
 ALTER TABLE convert.deferred ADD PRIMARY KEY (schema_name, table_name, kind, name);
 `},
+	{"0006_superseded_runs", `
+-- A run is superseded once a later run writes any of its tables (cli.md): it is never
+-- continued. The tables a run writes are recorded to find the runs a new one supersedes; a run
+-- recorded before this migration has none, and is matched by its selection instead.
+ALTER TABLE convert.runs DROP CONSTRAINT runs_status_check;
+ALTER TABLE convert.runs ADD CONSTRAINT runs_status_check
+    CHECK (status IN ('running', 'completed', 'failed', 'stopped', 'superseded'));
+ALTER TABLE convert.runs ADD COLUMN tables text[];
+ALTER TABLE convert.runs ADD COLUMN superseded_by text REFERENCES convert.runs (id);
+`},
 }
 
 // Migrate brings schema `convert` up to date. Concurrent callers serialize on an advisory lock;

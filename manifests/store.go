@@ -17,6 +17,8 @@ const (
 	StatusCompleted = "completed"
 	StatusFailed    = "failed"
 	StatusStopped   = "stopped"
+	// StatusSuperseded: a later run wrote the run's tables; it is never continued.
+	StatusSuperseded = "superseded"
 )
 
 // Run is one invocation's record in convert.runs.
@@ -36,6 +38,11 @@ type Run struct {
 	TransformVersion  string
 	Status            string
 	Error             string
+	// Tables are the tables the run writes (schema.name); empty for runs recorded before
+	// they were.
+	Tables []string
+	// SupersededBy is the later run that wrote the run's tables (status superseded).
+	SupersededBy string
 }
 
 // Store reads and writes schema convert. Safe for concurrent use.
@@ -50,13 +57,14 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 const runColumns = `id, kind, modules, collections, selection, started_at, finished_at, as_of, source_kind,
-source_fingerprint, options, tool_version, transform_version, status, coalesce(error, '')`
+source_fingerprint, options, tool_version, transform_version, status, coalesce(error, ''), coalesce(tables, '{}'),
+coalesce(superseded_by, '')`
 
 func scanRun(row pgx.Row) (*Run, error) {
 	var r Run
 	err := row.Scan(&r.ID, &r.Kind, &r.Modules, &r.Collections, &r.Selection, &r.StartedAt, &r.FinishedAt,
 		&r.AsOf, &r.SourceKind, &r.SourceFingerprint, &r.Options, &r.ToolVersion, &r.TransformVersion,
-		&r.Status, &r.Error)
+		&r.Status, &r.Error, &r.Tables, &r.SupersededBy)
 	if err != nil {
 		return nil, err
 	}
@@ -67,14 +75,34 @@ func scanRun(row pgx.Row) (*Run, error) {
 // start leaves nothing behind).
 func CreateRun(ctx context.Context, tx pgx.Tx, r *Run) error {
 	_, err := tx.Exec(ctx, `INSERT INTO convert.runs (id, kind, modules, collections, selection, started_at, as_of,
-source_kind, source_fingerprint, options, tool_version, transform_version, status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+source_kind, source_fingerprint, options, tool_version, transform_version, status, tables)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		r.ID, r.Kind, r.Modules, r.Collections, r.Selection, r.StartedAt, r.AsOf, r.SourceKind,
-		r.SourceFingerprint, r.Options, r.ToolVersion, r.TransformVersion, r.Status)
+		r.SourceFingerprint, r.Options, r.ToolVersion, r.TransformVersion, r.Status, r.Tables)
 	if err != nil {
 		return fmt.Errorf("record run %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+// SupersedeRuns marks every unfinished earlier run that writes any of r's tables superseded by
+// r, in tx (the transaction that starts r, so a run that never started supersedes nothing). A
+// run recorded without its tables is matched by its selection. It returns the runs it marked.
+// Completed runs keep their status: their record stays what verify and --since-run read.
+func SupersedeRuns(ctx context.Context, tx pgx.Tx, r *Run) ([]string, error) {
+	rows, err := tx.Query(ctx, `UPDATE convert.runs SET status = 'superseded', superseded_by = $1,
+finished_at = coalesce(finished_at, now())
+WHERE id <> $1 AND status IN ('running', 'failed', 'stopped')
+  AND (tables && $2::text[] OR (tables IS NULL AND selection = $3))
+RETURNING id`, r.ID, r.Tables, r.Selection)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: mark the runs it supersedes: %w", r.ID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("run %s: mark the runs it supersedes: %w", r.ID, err)
+	}
+	return ids, nil
 }
 
 // GetRun reads one run; ErrNoRun when unknown.
@@ -89,16 +117,27 @@ func (s *Store) GetRun(ctx context.Context, id string) (*Run, error) {
 	return r, nil
 }
 
-// LatestUnfinished finds the newest run for selection that is not completed, or nil.
+// LatestUnfinished finds the newest run for selection that is neither completed nor
+// superseded, or nil.
 func (s *Store) LatestUnfinished(ctx context.Context, selection, kind string) (*Run, error) {
-	return s.newestRun(ctx, "find unfinished run", `AND status <> 'completed' ORDER BY`, selection, kind)
+	return s.newestRun(ctx, "find unfinished run", `AND status NOT IN ('completed', 'superseded') ORDER BY`, selection, kind)
 }
 
-// RunToResume is the run --resume continues for selection: the newest unfinished one, or else
-// the newest run, then completed (resumed after a kill that came once it had recorded its
-// completion: nothing is left to do); nil when there is none.
+// RunToResume is the run --resume continues for selection: the newest unfinished one that no
+// later run superseded, or else the newest run if it is completed (resumed after a kill that
+// came once it had recorded its completion: nothing is left to do); nil when there is none.
+// A completed run older than a superseded one is not the answer: the target holds what came
+// after it.
 func (s *Store) RunToResume(ctx context.Context, selection, kind string) (*Run, error) {
-	return s.newestRun(ctx, "find the run to resume", `ORDER BY status = 'completed',`, selection, kind)
+	r, err := s.LatestUnfinished(ctx, selection, kind)
+	if r != nil || err != nil {
+		return r, err
+	}
+	r, err = s.newestRun(ctx, "find the run to resume", `ORDER BY`, selection, kind)
+	if r == nil || err != nil || r.Status != StatusCompleted {
+		return nil, err
+	}
+	return r, nil
 }
 
 // newestRun is the first run of selection and kind that cond (the rest of the WHERE clause
@@ -113,6 +152,30 @@ WHERE selection = $1 AND kind = $2 `+cond+` started_at DESC, id DESC LIMIT 1`, s
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return r, nil
+}
+
+// Superseded lists the runs that run id superseded.
+func (s *Store) Superseded(ctx context.Context, id string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM convert.runs WHERE superseded_by = $1 ORDER BY started_at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: superseded runs: %w", id, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("run %s: superseded runs: %w", id, err)
+	}
+	return ids, nil
+}
+
+// Committed sums the documents read and rejected in a collection's committed batches, by every
+// worker of every process.
+func (s *Store) Committed(ctx context.Context, runID, name string) (read, rejected int64, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(sum(read), 0), coalesce(sum(rejected), 0) FROM convert.batches
+WHERE run_id = $1 AND collection = $2`, runID, name).Scan(&read, &rejected)
+	if err != nil {
+		return 0, 0, fmt.Errorf("collection %s: committed counts: %w", name, err)
+	}
+	return read, rejected, nil
 }
 
 // Runs lists runs, newest first.
@@ -133,10 +196,11 @@ func (s *Store) Runs(ctx context.Context, limit int) ([]*Run, error) {
 	return out, rows.Err()
 }
 
-// SetRunStatus records a run's status; a final status sets finished_at.
+// SetRunStatus records a run's status; a final status sets finished_at. A superseded run keeps
+// that status: a process still working on it when a later run started does not undo it.
 func (s *Store) SetRunStatus(ctx context.Context, id, status, errText string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE convert.runs SET status = $2, error = nullif($3, ''),
-finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END WHERE id = $1`, id, status, errText)
+finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END WHERE id = $1 AND status <> 'superseded'`, id, status, errText)
 	if err != nil {
 		return fmt.Errorf("run %s: set status %s: %w", id, status, err)
 	}

@@ -77,7 +77,9 @@ func (o *JobOptions) jobDefaults() {
 // run when every range is done. A job whose run is unfinished resumes it.
 func RunJob(ctx context.Context, o JobOptions, d Deps) (*Report, error) {
 	o.jobDefaults()
-	o.Resume = true // a new job resumes the module's unfinished job run
+	// A new job resumes the module's unfinished job run; after a completed one it starts a new
+	// run (establish).
+	o.Resume = true
 	r := newRunner(o.Options, d)
 	r.throttle = &throttle{rate: o.Rate, pause: o.Pause}
 	run, err := r.establish(ctx)
@@ -209,6 +211,10 @@ func (r *runner) jobCollection(ctx context.Context, o JobOptions, job Collection
 	}
 	tot, err := d.Store.Totals(ctx, r.run.ID, job.Name)
 	if err != nil {
+		return err
+	}
+	// A resumed job re-checks the limit on the recorded counts first (as a resumed run does).
+	if err := r.checkLimit(job, tot.Rejected, tot.Read, false); err != nil {
 		return err
 	}
 	counters := &collectionCounters{}

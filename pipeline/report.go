@@ -11,16 +11,18 @@ import (
 // Report is the machine-readable account of a run (cli.md, Output), built from the manifest
 // store so that it says exactly what was committed.
 type Report struct {
-	FormatVersion int                `json:"format_version"`
-	RunID         string             `json:"run_id"`
-	Status        string             `json:"status"`
-	Error         string             `json:"error,omitempty"`
-	AsOf          time.Time          `json:"as_of"`
-	Source        string             `json:"source"`
-	StartedAt     time.Time          `json:"started_at"`
-	FinishedAt    *time.Time         `json:"finished_at,omitempty"`
-	Collections   []CollectionReport `json:"collections"`
-	Totals        Totals             `json:"totals"`
+	FormatVersion int    `json:"format_version"`
+	RunID         string `json:"run_id"`
+	Status        string `json:"status"`
+	// SupersededBy names the later run that wrote this run's tables (status superseded).
+	SupersededBy string             `json:"superseded_by,omitempty"`
+	Error        string             `json:"error,omitempty"`
+	AsOf         time.Time          `json:"as_of"`
+	Source       string             `json:"source"`
+	StartedAt    time.Time          `json:"started_at"`
+	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
+	Collections  []CollectionReport `json:"collections"`
+	Totals       Totals             `json:"totals"`
 	// Unmapped lists the source collections of the selection's databases that nothing
 	// converted (GridFS buckets, system collections, views, strays), set by the command.
 	Unmapped []string `json:"unmapped"`
@@ -77,7 +79,7 @@ func BuildReport(ctx context.Context, store *manifests.Store, runID string) (*Re
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{FormatVersion: FormatVersion, RunID: run.ID, Status: run.Status, Error: run.Error, AsOf: run.AsOf,
+	rep := &Report{FormatVersion: FormatVersion, RunID: run.ID, Status: run.Status, SupersededBy: run.SupersededBy, Error: run.Error, AsOf: run.AsOf,
 		Source: run.SourceFingerprint, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt, Collections: []CollectionReport{},
 		Unmapped: []string{}}
 	for _, c := range colls {

@@ -41,9 +41,32 @@ type CollectionJob struct {
 
 // RejectLimit is --max-rejects: a count, or a fraction of the documents read.
 type RejectLimit struct {
-	HasCount bool
-	Count    int64   // with HasCount: at most this many (0: none)
-	Fraction float64 // > 0: at most this share of read, once read >= max(1000, batch size)
+	HasCount bool    `json:"has_count,omitempty"`
+	Count    int64   `json:"count,omitempty"`    // with HasCount: at most this many (0: none)
+	Fraction float64 `json:"fraction,omitempty"` // > 0: at most this share of read, once read >= max(1000, batch size)
+}
+
+// Set tells whether the limit is given (--max-rejects has no limit by default).
+func (l RejectLimit) Set() bool { return l.HasCount || l.Fraction > 0 }
+
+// MaxRejectsOption is the key under which a run's options record its --max-rejects: a resume
+// that does not give the flag applies the recorded limit. It does not change the result, so
+// it is not compared like the result-affecting options.
+const MaxRejectsOption = "max_rejects"
+
+// RecordedRejectLimit reads the --max-rejects a run recorded (none when it recorded none).
+func RecordedRejectLimit(run *manifests.Run) (RejectLimit, error) {
+	var opts map[string]json.RawMessage
+	var l RejectLimit
+	if err := json.Unmarshal(run.Options, &opts); err != nil {
+		return l, fmt.Errorf("run %s: options: %w", run.ID, err)
+	}
+	if raw, ok := opts[MaxRejectsOption]; ok {
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return l, fmt.Errorf("run %s: option %s: %w", run.ID, MaxRejectsOption, err)
+		}
+	}
+	return l, nil
 }
 
 // Exceeded tells whether rejected of read crosses the limit; final is true when the collection
@@ -128,7 +151,8 @@ type Target interface {
 	// (directly or through each other) and that hold rows.
 	ReferencedFromOutside(ctx context.Context, tables []Table) ([]string, error)
 	// StartRun records a new run, truncating the given tables and dropping what the deferral
-	// names (recorded, to be restored) in the same transaction.
+	// names (recorded, to be restored) in the same transaction, in which it also marks every
+	// unfinished earlier run that writes any of run.Tables superseded by it.
 	StartRun(ctx context.Context, run *manifests.Run, truncate []Table, deferral Deferral) error
 	// RestoreDeferred creates again the deferred indexes, then foreign keys, of the tables of
 	// a completing collection, whichever run deferred them.
@@ -226,7 +250,7 @@ func Run(ctx context.Context, o Options, d Deps) (*Report, error) {
 	r.run = run
 	r.log = r.d.Logger.With("run", run.ID)
 	if r.alreadyDone {
-		r.log.Info("nothing to resume: the latest run of this selection is completed (start a new one with --replace)")
+		r.log.Info("nothing to resume: the latest run of this selection is completed (start a new one with --replace, or catch up with --delta --since-run " + run.ID + ")")
 		return BuildReport(ctx, r.d.Store, run.ID)
 	}
 	r.log.Info("run started", "as_of", run.AsOf.Format(time.RFC3339Nano), "source", run.SourceFingerprint, "workers", o.Workers, "batch_size", o.BatchSize)
@@ -282,6 +306,17 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record options: %w", err)
 	}
+	// The record adds --max-rejects, which a resume applies unless given again.
+	recorded := result
+	if o.MaxRejects.Set() {
+		withLimit := map[string]any{MaxRejectsOption: o.MaxRejects}
+		for k, v := range o.Result {
+			withLimit[k] = v
+		}
+		if recorded, err = json.Marshal(withLimit); err != nil {
+			return nil, fmt.Errorf("record options: %w", err)
+		}
+	}
 	var existing *manifests.Run
 	switch {
 	case o.RunID != "":
@@ -295,6 +330,9 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 		if existing.Status == manifests.StatusCompleted {
 			return nil, usagef("--run-id %s: the run is already completed", o.RunID)
 		}
+		if existing.Status == manifests.StatusSuperseded {
+			return nil, usagef("--run-id %s: the run was superseded by run %s, which wrote its tables; it cannot be continued", o.RunID, existing.SupersededBy)
+		}
 		if existing.Selection != o.Selection {
 			return nil, usagef("--run-id %s: the run converts %s, not %s", o.RunID, existing.Selection, o.Selection)
 		}
@@ -304,6 +342,12 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, err
 		}
 		if existing != nil && existing.Status == manifests.StatusCompleted {
+			if o.Kind == "job" {
+				// A completed job run is finished: a new job starts a new run (cli.md, Job
+				// mode), with --replace where the target holds rows.
+				existing = nil
+				break
+			}
 			// A run killed after it recorded its completion, resumed: nothing is left to do,
 			// which is the answer, not a refusal to start a new run over its tables.
 			if err := r.checkResume(existing, result); err != nil {
@@ -374,17 +418,25 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, err
 		}
 		if len(full) > 0 {
-			return nil, usagef("target tables already hold rows: %v (use --replace to truncate them, or --resume to continue an unfinished run)", full)
+			if o.Kind == "job" {
+				return nil, usagef("target tables already hold rows: %v and no job run is unfinished (use --replace to truncate them and start a new job run, or run --delta --since-run R to bring them up to date)", full)
+			}
+			return nil, usagef("target tables already hold rows: %v (use --replace to truncate them, --resume to continue an unfinished run, or --delta --since-run R to bring them up to date)", full)
 		}
 	}
 	asOf := o.AsOf
 	if asOf.IsZero() {
 		asOf = d.Now().UTC().Truncate(time.Millisecond)
 	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.FullName()
+	}
 	run := &manifests.Run{
 		ID: NewRunID(d.Now()), Kind: o.Kind, Modules: o.Modules, Collections: o.Collections, Selection: o.Selection,
 		StartedAt: d.Now().UTC(), AsOf: asOf, SourceKind: d.Source.Kind(), SourceFingerprint: d.Source.Fingerprint(),
-		Options: result, ToolVersion: o.ToolVersion, TransformVersion: o.TransformVersion, Status: manifests.StatusRunning,
+		Options: recorded, ToolVersion: o.ToolVersion, TransformVersion: o.TransformVersion, Status: manifests.StatusRunning,
+		Tables: names,
 	}
 	var deferral Deferral
 	if o.DeferIndexes {
@@ -395,6 +447,9 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 	}
 	if err := d.Target.StartRun(ctx, run, truncate, deferral); err != nil {
 		return nil, err
+	}
+	if ids, err := d.Store.Superseded(ctx, run.ID); err == nil && len(ids) > 0 {
+		d.Logger.Info("unfinished runs superseded: this run writes their tables, they will not be continued", "run", run.ID, "superseded", ids)
 	}
 	return run, nil
 }
@@ -419,6 +474,8 @@ func sameResultOptions(run *manifests.Run, result []byte, what string) error {
 	var was, now map[string]any
 	_ = json.Unmarshal(run.Options, &was)
 	_ = json.Unmarshal(result, &now)
+	delete(was, MaxRejectsOption)
+	delete(now, MaxRejectsOption)
 	for k, v := range now {
 		wb, _ := json.Marshal(was[k])
 		nb, _ := json.Marshal(v)
@@ -563,6 +620,11 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 	if err != nil {
 		return err
 	}
+	// A resume re-checks the limit on the recorded counts first: a collection that stopped past
+	// it never completes by resuming.
+	if err := r.checkLimit(job, tot.Rejected, tot.Read, false); err != nil {
+		return err
+	}
 	counters := &collectionCounters{}
 	counters.read.Store(tot.Read)
 	counters.rejected.Store(tot.Rejected)
@@ -586,6 +648,33 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
 		return err
 	}
+	d.Progress.CollectionDone(job.Name)
+	return r.completeCollection(ctx, job, started)
+}
+
+// checkLimit applies --max-rejects to a collection's committed counts.
+func (r *runner) checkLimit(job CollectionJob, rejected, read int64, final bool) error {
+	if r.o.MaxRejects.Exceeded(rejected, read, r.o.BatchSize, final) {
+		return &RejectLimitError{Collection: job.Name, Rejected: rejected, Read: read}
+	}
+	return nil
+}
+
+// completeCollection applies --max-rejects to the collection's final committed counts (every
+// worker's, other processes' included), then finishes a delta collection (deleting the rows the
+// run did not produce), records its totals and checksum from its committed batches (derived
+// tables aside: they complete with their module), and analyzes its tables. A collection past
+// its limit is not recorded completed, so no resume completes it.
+func (r *runner) completeCollection(ctx context.Context, job CollectionJob, started time.Time) error {
+	d := r.d
+	tot, err := d.Store.Totals(ctx, r.run.ID, job.Name)
+	if err != nil {
+		return err
+	}
+	if err := r.checkLimit(job, tot.Rejected, tot.Read, true); err != nil {
+		_ = d.Store.AddElapsed(context.WithoutCancel(ctx), r.run.ID, job.Name, time.Since(started))
+		return err
+	}
 	if r.run.Kind == "delta" {
 		var own []Table
 		tabs := job.Transform.Tables()
@@ -598,14 +687,6 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 			return err
 		}
 	}
-	d.Progress.CollectionDone(job.Name)
-	return r.completeCollection(ctx, job, started)
-}
-
-// completeCollection records a collection's totals and checksum from its committed batches
-// (derived tables aside: they complete with their module), analyzes its tables, and applies
-// --max-rejects to the final counts.
-func (r *runner) completeCollection(ctx context.Context, job CollectionJob, started time.Time) error {
 	var names []string
 	for _, t := range job.Transform.Tables() {
 		if !t.Derived {
@@ -633,9 +714,6 @@ func (r *runner) completeCollection(ctx context.Context, job CollectionJob, star
 	}
 	r.log.Info("collection completed", "collection", job.Name, "read", c.Read, "loaded", c.Loaded, "rejected", c.Rejected,
 		"skipped", c.Skipped, "checksum", c.Checksum.String())
-	if r.o.MaxRejects.Exceeded(c.Rejected, c.Read, r.o.BatchSize, true) {
-		return &RejectLimitError{Collection: job.Name, Rejected: c.Rejected, Read: c.Read}
-	}
 	return nil
 }
 
@@ -805,6 +883,15 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 			d.Progress.Advanced(job.Name, c.Read)
 			if c.LoadRejects > 0 {
 				r.log.Warn("database refused rows; their documents are rejected", "collection", job.Name, "range", b.RangeNo, "batch", b.Seq, "rejected", c.LoadRejects)
+			}
+			if claim != nil && r.o.MaxRejects.Set() {
+				// Job mode: other processes commit batches of the collection too; the limit
+				// is on the collection's committed counts, which only the manifest holds.
+				if read, rejected, err = d.Store.Committed(ctx, r.run.ID, job.Name); err != nil {
+					failed = err
+					stopProducer()
+					continue
+				}
 			}
 			if r.o.MaxRejects.Exceeded(rejected, read, r.o.BatchSize, false) {
 				failed = &RejectLimitError{Collection: job.Name, Rejected: rejected, Read: read}

@@ -94,6 +94,11 @@ func cmdJob(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if sel, err = selectionOfRun(run); err != nil {
 			return err
 		}
+		// The job's --max-rejects holds for every worker that joins it, unless given here.
+		if err := f.adoptRecorded(fs, run); err != nil {
+			return err
+		}
+		jo.MaxRejects = f.limit
 		src, err := openSource(ctx, f.from, f.rangeDocs, f.spanBytes)
 		if err != nil {
 			return err
@@ -142,12 +147,19 @@ func cmdJob(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 	}
-	asOf := f.asOf
-	if asOf.IsZero() {
-		prev, err := store.LatestUnfinished(ctx, sel.key, "job")
-		if err != nil {
+	// A job resumes the selection's unfinished job run with its recorded as-of and options;
+	// after a completed one it starts a new run (the pipeline decides the same way).
+	prev, err := store.LatestUnfinished(ctx, sel.key, "job")
+	if err != nil {
+		return err
+	}
+	if prev != nil {
+		if err := f.adoptRecorded(fs, prev); err != nil {
 			return err
 		}
+	}
+	asOf := f.asOf
+	if asOf.IsZero() {
 		if prev != nil {
 			asOf = prev.AsOf
 		} else {
@@ -167,6 +179,7 @@ func cmdJob(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	jo.AsOf, jo.Replace, jo.Result, jo.TransformVersion, jo.Collections = asOf, f.replace, sel.result, sel.version, sel.colls
+	jo.MaxRejects = f.limit
 	schemas := map[string]bool{}
 	for _, m := range sel.modules {
 		schemas[moduleSchema(m)] = true

@@ -104,6 +104,44 @@ func (f *convFlags) parse() error {
 	return nil
 }
 
+// adoptRecorded makes a resume use the options its run recorded wherever the command line does
+// not give them (cli.md: a resumed run always uses its recorded as-of and options; only an
+// option given explicitly that would change the result refuses, which the pipeline decides by
+// comparing the record with what is built here): --fix-strings, the overrides (--config,
+// --source-db, --source-collection, --tier-days) and --max-rejects.
+func (f *convFlags) adoptRecorded(fs *flag.FlagSet, run *manifests.Run) error {
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var rec map[string]json.RawMessage
+	if err := json.Unmarshal(run.Options, &rec); err != nil {
+		return fmt.Errorf("run %s: options: %w", run.ID, err)
+	}
+	if raw, ok := rec["fix_strings"]; ok && !given["fix-strings"] {
+		if err := json.Unmarshal(raw, &f.fixStrings); err != nil {
+			return fmt.Errorf("run %s: option fix_strings: %w", run.ID, err)
+		}
+		f.opt.FixStrings = f.fixStrings
+	}
+	if raw, ok := rec["overrides"]; ok && !given["config"] && !given["source-db"] && !given["source-collection"] && !given["tier-days"] {
+		ov := &Overrides{}
+		if err := json.Unmarshal(raw, &ov.Modules); err != nil {
+			return fmt.Errorf("run %s: option overrides: %w", run.ID, err)
+		}
+		if ov.Modules == nil {
+			ov.Modules = map[string]ModuleOverride{}
+		}
+		f.ov = ov
+	}
+	if !given["max-rejects"] {
+		l, err := pipeline.RecordedRejectLimit(run)
+		if err != nil {
+			return err
+		}
+		f.limit = l
+	}
+	return nil
+}
+
 // selection binds the selection's filters to an as-of and marks --allow-missing.
 func (f *convFlags) selection(asOf time.Time) (*selection, error) {
 	sel, err := selectCollections(f.module, f.colls, asOf, f.opt, f.ov)
@@ -164,7 +202,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	from, to, workers, batchSize, rangeDocs := f.from, f.to, f.workers, f.batchSize, f.rangeDocs
-	replace, createSchema, jsonL, report, retryFor, limit, asOf := f.replace, f.createSchema, f.jsonL, f.report, f.retryFor, f.limit, f.asOf
+	replace, createSchema, jsonL, report, retryFor, asOf := f.replace, f.createSchema, f.jsonL, f.report, f.retryFor, f.asOf
 	logger := newLogger(stderr, jsonL)
 
 	// The selection's key does not depend on the as-of; its filters do, and are bound below.
@@ -192,20 +230,25 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	// A resumed run keeps its recorded as-of (an explicit, different --as-of is refused by the
-	// pipeline); a new run fixes its as-of now, so filters and record agree.
+	// A resumed run keeps its recorded as-of and options (an explicit, different one is refused
+	// by the pipeline); a new run fixes its as-of now, so filters and record agree.
+	var prev *manifests.Run
+	if runID != "" {
+		if prev, err = store.GetRun(ctx, runID); err != nil && !errors.Is(err, manifests.ErrNoRun) {
+			return err
+		}
+	} else if resume {
+		if prev, err = store.RunToResume(ctx, sel.key, kind); err != nil {
+			return err
+		}
+	}
+	if prev != nil {
+		if err := f.adoptRecorded(fs, prev); err != nil {
+			return err
+		}
+	}
 	bind := asOf
 	if bind.IsZero() {
-		var prev *manifests.Run
-		if runID != "" {
-			if prev, err = store.GetRun(ctx, runID); err != nil && !errors.Is(err, manifests.ErrNoRun) {
-				return err
-			}
-		} else if resume {
-			if prev, err = store.RunToResume(ctx, sel.key, kind); err != nil {
-				return err
-			}
-		}
 		if prev != nil {
 			bind = prev.AsOf
 		} else {
@@ -230,7 +273,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	progress := newProgress(stderr, logger)
 	defer progress.Close()
 	o := pipeline.Options{
-		RunID: runID, Resume: resume, Replace: replace, DeferIndexes: deferIndexes, DeferForeignKeys: deferForeignKeys, Kind: kind, SinceRun: sinceRun, Workers: workers, BatchSize: batchSize, MaxRejects: limit,
+		RunID: runID, Resume: resume, Replace: replace, DeferIndexes: deferIndexes, DeferForeignKeys: deferForeignKeys, Kind: kind, SinceRun: sinceRun, Workers: workers, BatchSize: batchSize, MaxRejects: f.limit,
 		RetryFor: retryFor, AsOf: asOf, Selection: sel.key, Modules: sel.modules, Collections: sel.colls, Result: sel.result,
 		ToolVersion: toolVersion, TransformVersion: sel.version,
 	}

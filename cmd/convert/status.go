@@ -49,7 +49,11 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer printDeferred(stdout, deferred)
 		t := newTable(stdout, "RUN", "STATUS", "STARTED", "AS-OF", "COLLECTIONS", "READ", "LOADED", "REJECTED", "SKIPPED")
 		for _, rep := range reps {
-			t.row(rep.RunID, rep.Status, rep.StartedAt.Format(time.RFC3339), rep.AsOf.Format(time.RFC3339), len(rep.Collections),
+			status := rep.Status
+			if rep.SupersededBy != "" {
+				status += " by " + rep.SupersededBy
+			}
+			t.row(rep.RunID, status, rep.StartedAt.Format(time.RFC3339), rep.AsOf.Format(time.RFC3339), len(rep.Collections),
 				rep.Totals.Read, rep.Totals.Loaded, rep.Totals.Rejected, rep.Totals.Skipped)
 		}
 		t.flush()
@@ -69,6 +73,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			t.row(c.Collection, c.Status, fmt.Sprintf("%d/%d", c.RangesDone, c.RangesTotal))
 		}
 		t.flush()
+	}
+	if rep.SupersededBy != "" {
+		fmt.Fprintf(stdout, "superseded by run %s, which wrote its tables: it is never continued\n", rep.SupersededBy)
 	}
 	if rep.Error != "" {
 		fmt.Fprintf(stdout, "error: %s\n", rep.Error)

@@ -212,6 +212,11 @@ func (t *Target) StartRun(ctx context.Context, run *manifests.Run, truncate []pi
 	if err := manifests.CreateRun(ctx, tx, run); err != nil {
 		return err
 	}
+	// In the transaction that truncates: the unfinished runs whose tables this one writes are
+	// never continued once it started (a resume would write their rest onto its rows).
+	if _, err := manifests.SupersedeRuns(ctx, tx, run); err != nil {
+		return err
+	}
 	if err := deferObjects(ctx, tx, run.ID, deferral); err != nil {
 		return err
 	}
