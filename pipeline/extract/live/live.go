@@ -5,7 +5,11 @@
 // _id only within a class: a scan with {_id: {$gt: x}} across classes would silently skip
 // documents. Each range is read with {_id: {$type: class, $gt: lower, $lte: upper}} sorted by
 // _id, one cursor per range and no long server-side snapshot (cursors time out after ten idle
-// minutes and snapshots after five), so a resume continues with _id > last committed.
+// minutes and snapshots after five), so a resume continues with _id > last committed. NaN
+// matches no comparison, so NaN _ids are a range of their own read by equality, and number
+// ranges start at -Infinity (scan.go). Replies are sized in bytes (scan.go): the batch comes from
+// the average document size, and a reply the driver refuses as too large is asked again with
+// half the batch.
 //
 // Range boundaries come from one _id-only ordered scan per class, taking every RangeDocs-th _id.
 // That works on every server (FerretDB lacks $bucketAuto, $sample and splitVector) and makes the
