@@ -781,9 +781,14 @@ func (r *runner) retry(ctx context.Context, collection string, rangeNo int, fn f
 			return &GaveUpError{After: r.o.RetryFor, Last: err.Error()}
 		}
 		r.log.Warn("transient error, retrying from the last committed batch", "collection", collection, "range", rangeNo, "in", backoff, "err", err)
+		// Stopped while waiting: the error being retried is the cause worth printing, not
+		// the bare cancellation.
+		stopped := func() error {
+			return fmt.Errorf("collection %s range %d: stopped while retrying a transient error: %v: %w", collection, rangeNo, err, ctx.Err())
+		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return stopped()
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
@@ -798,7 +803,7 @@ func (r *runner) retry(ctx context.Context, collection string, rangeNo int, fn f
 				}
 				select {
 				case <-ctx.Done():
-					return ctx.Err()
+					return stopped()
 				case <-time.After(backoff):
 				}
 			}

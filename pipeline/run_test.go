@@ -289,3 +289,19 @@ func TestRetryGivesUp(t *testing.T) {
 		t.Errorf("%d commit attempts, want one retry loop (2 to 4)", n)
 	}
 }
+
+// TestRetryStoppedNamesTheError: a run stopped while it waits to retry a transient error says
+// which error it was retrying, not a bare "context canceled", and still counts as stopped.
+func TestRetryStoppedNamesTheError(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	time.AfterFunc(700*time.Millisecond, cancel) // during the second backoff (0.5 s, then 1 s)
+	o := pipeline.Options{BatchSize: 10, AsOf: asOf, Selection: "collections:db.c", TransformVersion: generic.Version}
+	_, err := pipeline.Run(ctx, o, pipeline.Deps{Source: &memSource{docs: docs(50, nil), class: "string"}, Sink: &alwaysFailing{},
+		Target: load.NewTarget(e.pool), Store: e.store, Collections: []pipeline.CollectionJob{job(t)},
+		IsTransient: func(err error) bool { return errors.Is(err, errFlaky) }})
+	if !errors.Is(err, context.Canceled) || !contains(err.Error(), errFlaky.Error()) || !contains(err.Error(), "db.c") {
+		t.Fatalf("err %v: want the cancellation, naming the collection and the error being retried", err)
+	}
+}

@@ -5,7 +5,11 @@
 // _id only within a class: a scan with {_id: {$gt: x}} across classes would silently skip
 // documents. Each range is read with {_id: {$type: class, $gt: lower, $lte: upper}} sorted by
 // _id, one cursor per range and no long server-side snapshot (cursors time out after ten idle
-// minutes and snapshots after five), so a resume continues with _id > last committed.
+// minutes and snapshots after five), so a resume continues with _id > last committed. NaN
+// matches no comparison, so NaN _ids are a range of their own read by equality, and number
+// ranges start at -Infinity (scan.go). Replies are sized in bytes (scan.go): the batch comes from
+// the average document size, and a reply the driver refuses as too large is asked again with
+// half the batch.
 //
 // Range boundaries come from one _id-only ordered scan per class, taking every RangeDocs-th _id.
 // That works on every server (FerretDB lacks $bucketAuto, $sample and splitVector) and makes the
@@ -39,6 +43,7 @@ var typeClasses = []string{"minKey", "null", "number", "string", "symbol", "obje
 // Source is a live MongoDB source.
 type Source struct {
 	client      *mongo.Client
+	srv         server
 	fingerprint string
 	rangeDocs   int
 }
@@ -78,7 +83,7 @@ func Open(ctx context.Context, uri string, o Options) (*Source, error) {
 	if rd <= 0 {
 		rd = DefaultRangeDocs
 	}
-	return &Source{client: client, fingerprint: "mongodb:" + Redact(uri), rangeDocs: rd}, nil
+	return &Source{client: client, srv: driverServer{client}, fingerprint: "mongodb:" + Redact(uri), rangeDocs: rd}, nil
 }
 
 // Redact drops credentials and the query from a MongoDB URI: what remains names the servers.
@@ -114,31 +119,37 @@ func (s *Source) Collections(ctx context.Context, db string) ([]string, error) {
 
 // Plan implements pipeline.Source.
 func (s *Source) Plan(ctx context.Context, ns pipeline.Namespace) (pipeline.CollectionPlan, error) {
-	names, err := s.client.Database(ns.DB).ListCollectionNames(ctx, bson.D{{Key: "name", Value: ns.Collection}})
+	ok, err := s.srv.exists(ctx, ns)
 	if err != nil {
 		return pipeline.CollectionPlan{}, fmt.Errorf("%s: list collections: %w", ns, err)
 	}
-	if len(names) == 0 {
+	if !ok {
 		return pipeline.CollectionPlan{}, fmt.Errorf("%s: %w", ns, pipeline.ErrNoCollection)
 	}
-	coll := s.client.Database(ns.DB).Collection(ns.Collection)
-	total, err := coll.CountDocuments(ctx, bson.D{})
+	total, err := s.srv.count(ctx, ns)
 	if err != nil {
 		return pipeline.CollectionPlan{}, fmt.Errorf("%s: count: %w", ns, err)
 	}
-	counts, bounds, err := s.scanIDs(ctx, coll)
+	ids, err := s.scanIDs(ctx, ns)
 	if err != nil {
 		return pipeline.CollectionPlan{}, fmt.Errorf("%s: plan ranges: %w", ns, err)
 	}
 	plan := pipeline.CollectionPlan{Count: total}
 	var sum int64
 	for _, class := range typeClasses {
-		if counts[class] == 0 {
+		if ids.counts[class] == 0 {
 			continue
 		}
-		sum += counts[class]
+		sum += ids.counts[class]
+		if nan := ids.nan[class]; nan != nil {
+			// NaN matches no $gt/$lte: its own range, read by equality.
+			plan.Ranges = append(plan.Ranges, pipeline.Range{No: len(plan.Ranges), TypeClass: class, Lower: nan, Upper: nan})
+			if ids.counts[class] == ids.nans[class] {
+				continue
+			}
+		}
 		var lower []byte
-		for _, upper := range bounds[class] {
+		for _, upper := range ids.bounds[class] {
 			plan.Ranges = append(plan.Ranges, pipeline.Range{No: len(plan.Ranges), TypeClass: class, Lower: lower, Upper: upper})
 			lower = upper
 		}
@@ -162,33 +173,48 @@ func (e *CountMismatchError) Error() string {
 	return fmt.Sprintf("%s: %d documents, but the _id scan found %d: refusing to plan ranges that could miss documents", e.NS, e.Total, e.ByClass)
 }
 
+// idScan is what the _id scan learns per type class: how many _ids, the ranges' upper bounds,
+// and the NaN _ids (numbers only) with one of them encoded.
+type idScan struct {
+	counts map[string]int64
+	bounds map[string][][]byte
+	nans   map[string]int64
+	nan    map[string][]byte
+}
+
 // scanIDs reads every _id once, in order, counting them per type class and taking every
 // rangeDocs-th _id of a class as the inclusive upper bound of a range. Within a class the scan
 // order is the order the ranges' $gt/$lte follow, whatever order the server gives classes.
-func (s *Source) scanIDs(ctx context.Context, coll *mongo.Collection) (map[string]int64, map[string][][]byte, error) {
-	cur, err := coll.Find(ctx, bson.D{},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(10_000))
+// NaN _ids are counted but never bound a range: no comparison matches them.
+func (s *Source) scanIDs(ctx context.Context, ns pipeline.Namespace) (idScan, error) {
+	out := idScan{counts: map[string]int64{}, bounds: map[string][][]byte{}, nans: map[string]int64{}, nan: map[string][]byte{}}
+	cur, err := s.srv.find(ctx, ns, bson.D{}, true, 10_000)
 	if err != nil {
-		return nil, nil, err
+		return out, err
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	counts := map[string]int64{}
-	bounds := map[string][][]byte{}
 	for cur.Next(ctx) {
-		id, err := cur.Current.LookupErr("_id")
+		id, err := cur.Doc().LookupErr("_id")
 		if err != nil {
-			return nil, nil, fmt.Errorf("document without _id: %w", err)
+			return out, fmt.Errorf("document without _id: %w", err)
 		}
 		class := ClassOf(id.Type)
 		if class == "" {
-			return nil, nil, fmt.Errorf("_id of BSON type %s cannot be ranged", id.Type)
+			return out, fmt.Errorf("_id of BSON type %s cannot be ranged", id.Type)
 		}
-		counts[class]++
-		if counts[class]%int64(s.rangeDocs) == 0 {
-			bounds[class] = append(bounds[class], EncodeID(id))
+		out.counts[class]++
+		if isNaN(id) {
+			out.nans[class]++
+			if out.nan[class] == nil {
+				out.nan[class] = EncodeID(id)
+			}
+			continue
+		}
+		if (out.counts[class]-out.nans[class])%int64(s.rangeDocs) == 0 {
+			out.bounds[class] = append(out.bounds[class], EncodeID(id))
 		}
 	}
-	return counts, bounds, cur.Err()
+	return out, cur.Err()
 }
 
 // ClassOf is the $type alias of the class a BSON type sorts in, "" for types a _id cannot have.
@@ -241,49 +267,6 @@ func DecodeID(b []byte) (bson.RawValue, error) {
 		return bson.RawValue{}, fmt.Errorf("encoded _id: %w", err)
 	}
 	return v, nil
-}
-
-// Scan implements pipeline.Source.
-func (s *Source) Scan(ctx context.Context, ns pipeline.Namespace, r pipeline.Range, from pipeline.Cursor, fn func(bson.Raw, pipeline.Position) error) error {
-	cond := bson.D{{Key: "$type", Value: r.TypeClass}}
-	lower := r.Lower
-	if from.AfterID != nil {
-		lower = from.AfterID
-	}
-	if lower != nil {
-		v, err := DecodeID(lower)
-		if err != nil {
-			return fmt.Errorf("%s range %d: %w", ns, r.No, err)
-		}
-		cond = append(cond, bson.E{Key: "$gt", Value: v})
-	}
-	if r.Upper != nil {
-		v, err := DecodeID(r.Upper)
-		if err != nil {
-			return fmt.Errorf("%s range %d: %w", ns, r.No, err)
-		}
-		cond = append(cond, bson.E{Key: "$lte", Value: v})
-	}
-	coll := s.client.Database(ns.DB).Collection(ns.Collection)
-	cur, err := coll.Find(ctx, bson.D{{Key: "_id", Value: cond}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetBatchSize(1000))
-	if err != nil {
-		return fmt.Errorf("%s range %d: find: %w", ns, r.No, err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	for cur.Next(ctx) {
-		var pos pipeline.Position
-		if id, err := cur.Current.LookupErr("_id"); err == nil {
-			pos.ID = EncodeID(id)
-		}
-		if err := fn(cur.Current, pos); err != nil {
-			return err
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("%s range %d: read: %w", ns, r.No, err)
-	}
-	return nil
 }
 
 // Client exposes the driver client for tools that seed or inspect a server (tests, demo).

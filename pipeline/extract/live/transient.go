@@ -8,8 +8,14 @@ import (
 )
 
 // IsTransient tells a MongoDB error worth retrying from the last committed batch: network
-// errors, server selection timeouts while a server restarts, and a lost cursor.
+// errors, server selection timeouts while a server restarts, and a lost cursor. A reply the
+// driver refuses as too large is labelled a network error but comes back the same when asked
+// again, so it is not transient (Scan asks for smaller replies instead); nor is a *ReadError.
 func IsTransient(err error) bool {
+	var re *ReadError
+	if IsReplyTooLarge(err) || errors.As(err, &re) {
+		return false
+	}
 	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) {
 		return true
 	}
