@@ -141,9 +141,10 @@ func exitCode(err error, sig any) int {
 		mce *load.MigrationChecksumError
 		rle *pipeline.RejectLimitError
 		dif *differencesError
+		sce *pipeline.SourceChangedError
 	)
 	switch {
-	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.As(err, &rls), errors.As(err, &mce):
+	case errors.As(err, &ue), errors.As(err, &pue), errors.As(err, &sme), errors.As(err, &rls), errors.As(err, &mce), errors.As(err, &sce):
 		return 2
 	case sig == syscall.SIGINT:
 		return 130
