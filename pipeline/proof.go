@@ -199,26 +199,63 @@ func (r *runner) proveFile(ctx context.Context, job CollectionJob, pr Range, bat
 	return changed(batches[bi], "the file ends before the batch's end")
 }
 
-// proveLive re-reads each committed batch of a live range by its _id bounds (after the previous
-// batch's last _id, up to its own), with the transform deciding again which documents the tier
-// rules skip, and compares the digest of the others.
+// proveLive re-reads the committed part of a live range, with the transform deciding again
+// which documents the tier rules skip, and compares the digest of the others batch by batch.
+// One cursor over the committed part serves when every batch's last _id is still there; where
+// it is not, or a digest differs, each batch is read again by its own _id bounds, which decides
+// (a deleted boundary document the tier rules skip changes nothing).
 func (r *runner) proveLive(ctx context.Context, job CollectionJob, pr Range, batches []manifests.SourceBatch) error {
-	var rows RowBuffer
-	h := sha256.New()
-	var sum [32]byte
-	lower := pr.Lower
 	for _, b := range batches {
 		if b.ResumeID == nil {
 			return fmt.Errorf("collection %s: range %d: batch %d has no resume _id", job.Name, pr.No, b.Seq)
 		}
+	}
+	var rows RowBuffer
+	h := sha256.New()
+	var sum [32]byte
+	hash := func(doc bson.Raw) {
+		rows.Reset()
+		rows.SetDoc(0)
+		if v := job.Transform.Apply(doc, &rows); v.Skip == "" {
+			h.Write(doc)
+		}
+	}
+
+	bi := 0
+	errDiffers := errors.New("differs")
+	whole := Range{No: pr.No, TypeClass: pr.TypeClass, Lower: pr.Lower, Upper: batches[len(batches)-1].ResumeID}
+	err := r.d.Source.Scan(ctx, job.NS, whole, Cursor{}, func(doc bson.Raw, pos Position) error {
+		if bi == len(batches) { // past the last _id, which bounds the scan: let each batch decide
+			bi = 0
+			return errDiffers
+		}
+		hash(doc)
+		if !bytes.Equal(pos.ID, batches[bi].ResumeID) {
+			return nil
+		}
+		if !bytes.Equal(h.Sum(sum[:0]), batches[bi].SourceDigest) {
+			return errDiffers
+		}
+		bi++
+		h.Reset()
+		return nil
+	})
+	switch {
+	case err == nil && bi == len(batches):
+		return nil
+	case err != nil && !errors.Is(err, errDiffers):
+		return fmt.Errorf("collection %s: range %d: re-read the committed part: %w", job.Name, pr.No, err)
+	}
+
+	lower := pr.Lower
+	if bi > 0 {
+		lower = batches[bi-1].ResumeID
+	}
+	for _, b := range batches[bi:] {
 		h.Reset()
 		span := Range{No: pr.No, TypeClass: pr.TypeClass, Lower: lower, Upper: b.ResumeID}
 		err := r.d.Source.Scan(ctx, job.NS, span, Cursor{}, func(doc bson.Raw, _ Position) error {
-			rows.Reset()
-			rows.SetDoc(0)
-			if v := job.Transform.Apply(doc, &rows); v.Skip == "" {
-				h.Write(doc)
-			}
+			hash(doc)
 			return nil
 		})
 		if err != nil {
