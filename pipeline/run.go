@@ -260,6 +260,8 @@ type runner struct {
 	batches *FreeList[*Batch]
 	// alreadyDone: --resume found the latest run of the selection completed.
 	alreadyDone bool
+	// resumed: the run existed (--resume, --run-id, a job resuming its run).
+	resumed bool
 	// proven holds the ranges ("collection\x00range") whose committed batches this process
 	// proved unchanged in the source, or started itself (proof.go).
 	proven sync.Map
@@ -348,6 +350,7 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, err
 		}
 		existing.Status = manifests.StatusRunning
+		r.resumed = true
 		if o.DeferIndexes || o.DeferForeignKeys {
 			r.d.Logger.Info("--defer-indexes and --defer-foreign-keys act when a run starts: what this run deferred then is restored as its collections complete", "run", existing.ID)
 		}

@@ -224,10 +224,10 @@ func TestResumeAfterRepairedTail(t *testing.T) {
 	}
 }
 
-// TestResumeRefusesChangedLiveDocument: a live run killed after some batches committed; a
-// committed document is then updated in the source. The resume exits 2 naming the collection,
-// the _id range and --replace. With the document restored, the resume completes and equals an
-// uninterrupted run.
+// TestResumeRefusesChangedLiveDocument: a live run killed (a job stopped) after some batches
+// committed; a committed document is then updated in the source. The resume exits 2 naming the
+// collection, the _id range and --replace. With the document restored, the resume completes and
+// equals an uninterrupted run.
 func TestResumeRefusesChangedLiveDocument(t *testing.T) {
 	uri := ferrettest.URI(t)
 	db := ferrettest.Database(t)
@@ -236,51 +236,76 @@ func TestResumeRefusesChangedLiveDocument(t *testing.T) {
 	seedCollection(t, client, db, "runs", docs)
 	asOf := "2026-06-01T00:00:00Z"
 	ref := parseReport(t, mustConvert(t, nil, "run", "--from", uri, "--to", pgtest.Database(t), "--as-of", asOf, "--json", "--collection", db+".runs").stdout)
-
-	pgURL := pgtest.Database(t)
-	args := []string{"run", "--from", uri, "--to", pgURL, "--as-of", asOf, "--collection", db + ".runs", "--batch-size", "5", "--workers", "1", "--resume"}
-	cmd, wait := startConvert(t, args...)
-	conn := pgConn(t, pgURL)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var n int
-		// Errors while the manifest store is being created are expected: poll on.
-		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM convert.batches`).Scan(&n); err == nil && n >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no batch committed within a minute")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	wait()
-	var read int
-	if err := conn.QueryRow(t.Context(), `SELECT coalesce(sum(read), 0) FROM convert.batches`).Scan(&read); err != nil || read >= len(docs) {
-		t.Fatalf("killed run committed %d of %d documents (%v): it must stop before the end", read, len(docs), err)
-	}
-
-	// The smallest _id is in the first committed batch.
-	first := docs[0]
-	id := first[0].Value.(bson.ObjectID)
 	coll := client.Database(db).Collection("runs")
-	if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: "changed behind the resume point"}}}}); err != nil {
-		t.Fatal(err)
-	}
-	wantRefusal(t, resumeRetryingLock(t, args), db+".runs", id.Hex())
+	first := docs[0] // the smallest _id: in the first committed batch
+	id := first[0].Value.(bson.ObjectID)
 
-	if _, err := coll.ReplaceOne(t.Context(), bson.D{{Key: "_id", Value: id}}, first); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		// stop ends the first process once batches are committed; resume continues the run.
+		stop   os.Signal
+		first  []string
+		resume []string
+		// complete: restore the document and resume to the end. A stopped job's claim stays
+		// until it is stale (30 s), so the job case ends at the refusal.
+		complete bool
+	}{
+		{"run killed", syscall.SIGKILL, []string{"run", "--resume"}, []string{"run", "--resume"}, true},
+		{"job stopped", syscall.SIGTERM, []string{"job", "--rate", "300"}, []string{"job"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pgURL := pgtest.Database(t)
+			common := []string{"--from", uri, "--to", pgURL, "--as-of", asOf, "--collection", db + ".runs", "--batch-size", "5", "--workers", "1"}
+			cmd, wait := startConvert(t, append(tc.first, common...)...)
+			conn := pgConn(t, pgURL)
+			deadline := time.Now().Add(time.Minute)
+			for {
+				var n int
+				// Errors while the manifest store is being created are expected: poll on.
+				if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM convert.batches`).Scan(&n); err == nil && n >= 3 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no batch committed within a minute")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			_ = cmd.Process.Signal(tc.stop)
+			wait()
+			var read int
+			if err := conn.QueryRow(t.Context(), `SELECT coalesce(sum(read), 0) FROM convert.batches`).Scan(&read); err != nil || read >= len(docs) {
+				t.Fatalf("stopped run committed %d of %d documents (%v): it must stop before the end", read, len(docs), err)
+			}
+
+			if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "name", Value: "changed behind the resume point"}}}}); err != nil {
+				t.Fatal(err)
+			}
+			resume := append(tc.resume, common...)
+			wantRefusal(t, resumeRetryingLock(t, resume), db+".runs", id.Hex())
+			if !tc.complete {
+				return
+			}
+
+			if _, err := coll.ReplaceOne(t.Context(), bson.D{{Key: "_id", Value: id}}, first); err != nil {
+				t.Fatal(err)
+			}
+			if r := resumeRetryingLock(t, resume); r.code != 0 {
+				t.Fatalf("resume over the restored source: exit %d\n%s", r.code, r.stderr)
+			}
+			var listed struct {
+				Runs []report `json:"runs"`
+			}
+			mustUnmarshal(t, mustConvert(t, nil, "status", "--to", pgURL, "--json").stdout, &listed)
+			if len(listed.Runs) != 1 {
+				t.Fatalf("%d runs, want the one resumed", len(listed.Runs))
+			}
+			rep := listed.Runs[0]
+			if c := rep.Collections[0]; rep.Status != "completed" || c.Read != int64(len(docs)) || c.Checksum != ref.Collections[0].Checksum {
+				t.Errorf("resumed: %s read %d checksum %s; uninterrupted %s", rep.Status, c.Read, c.Checksum, ref.Collections[0].Checksum)
+			}
+			verifyClean(t, uri, pgURL, rep.RunID)
+		})
 	}
-	r := resumeRetryingLock(t, append(args, "--json"))
-	if r.code != 0 {
-		t.Fatalf("--resume over the restored source: exit %d\n%s", r.code, r.stderr)
-	}
-	rep := parseReport(t, r.stdout)
-	if c := rep.Collections[0]; rep.Status != "completed" || c.Read != int64(len(docs)) || c.Checksum != ref.Collections[0].Checksum {
-		t.Errorf("resumed: %s read %d checksum %s; uninterrupted %s", rep.Status, c.Read, c.Checksum, ref.Collections[0].Checksum)
-	}
-	verifyClean(t, uri, pgURL, rep.RunID)
 }
 
 // resumeRetryingLock runs convert, again while it exits 5: a killed process's server session
