@@ -192,24 +192,46 @@ func TestResumeRefusesAfterGzipChecksumFailure(t *testing.T) {
 // broken and is then repaired resumes normally, plain and gzip, and ends equal to a clean run.
 func TestResumeAfterRepairedTail(t *testing.T) {
 	docs := proofDocs(t)
+	dir := func(gz bool) func(t *testing.T, broken bool) (string, string) {
+		return func(t *testing.T, broken bool) (string, string) {
+			if broken {
+				return proofDump(t, append(concatDocs(docs[:5]), brokenFrame...), gz)
+			}
+			return proofDump(t, concatDocs(docs), gz)
+		}
+	}
+	// An archive cut inside its sixth document: positions are offsets of the whole archive.
+	archive := func(t *testing.T, broken bool) (string, string) {
+		var b bytes.Buffer
+		if err := dump.WriteArchive(&b, []dump.ArchiveCollection{{DB: "proof", Collection: "things", Metadata: `{"indexes":[]}`, Docs: docsFunc(docs)}}); err != nil {
+			t.Fatal(err)
+		}
+		data := b.Bytes()
+		if broken {
+			data = data[:bytes.Index(data, docs[5])+10]
+		}
+		path := filepath.Join(t.TempDir(), "proof.archive")
+		writeFile(t, path, data)
+		return path, path
+	}
 	for _, tc := range []struct {
-		name string
-		gz   bool
-	}{{"plain", false}, {"gzip", true}} {
+		name  string
+		write func(t *testing.T, broken bool) (from, path string)
+	}{{"plain", dir(false)}, {"gzip", dir(true)}, {"archive", archive}} {
 		t.Run(tc.name, func(t *testing.T) {
-			cleanRoot, _ := proofDump(t, concatDocs(docs), tc.gz)
-			clean := parseReport(t, mustConvert(t, nil, "run", "--from", cleanRoot, "--to", pgtest.Database(t), "--collection", "proof.things", "--json").stdout)
+			cleanFrom, _ := tc.write(t, false)
+			clean := parseReport(t, mustConvert(t, nil, "run", "--from", cleanFrom, "--to", pgtest.Database(t), "--collection", "proof.things", "--json").stdout)
 
-			root, path := proofDump(t, append(concatDocs(docs[:5]), brokenFrame...), tc.gz)
+			from, path := tc.write(t, true)
 			pgURL := pgtest.Database(t)
-			args := []string{"run", "--from", root, "--to", pgURL, "--collection", "proof.things", "--batch-size", "2", "--json"}
+			args := []string{"run", "--from", from, "--to", pgURL, "--collection", "proof.things", "--batch-size", "2", "--json"}
 			if r := convert(t, nil, args...); r.code != 1 {
 				t.Fatalf("run over a broken frame: exit %d, want 1\n%s", r.code, r.stderr)
 			}
 			if n := committedRead(t, pgURL); n != 5 {
 				t.Fatalf("%d documents committed before the broken frame, want 5", n)
 			}
-			_, repaired := proofDump(t, concatDocs(docs), tc.gz)
+			_, repaired := tc.write(t, false)
 			b, err := os.ReadFile(repaired)
 			if err != nil {
 				t.Fatal(err)
@@ -219,7 +241,7 @@ func TestResumeAfterRepairedTail(t *testing.T) {
 			if c := rep.Collections[0]; rep.Status != "completed" || c.Read != 10 || c.Loaded != 10 || c.Checksum != clean.Collections[0].Checksum {
 				t.Errorf("resumed after repair: %s read %d loaded %d checksum %s; clean run %s", rep.Status, c.Read, c.Loaded, c.Checksum, clean.Collections[0].Checksum)
 			}
-			verifyClean(t, root, pgURL, rep.RunID)
+			verifyClean(t, from, pgURL, rep.RunID)
 		})
 	}
 }
