@@ -55,21 +55,23 @@ type SourceChangedError struct {
 	Seq        int
 	// File sources: the file and the batch's byte span [Start, End) of its uncompressed
 	// stream, with the file's identity when the batch was committed and now.
-	File        string
-	Start, End  int64
-	Was, Now    string
-	FirstID     string // live sources: the batch's _id range
-	LastID      string
-	What        string
-	fileSource  bool
-	hasIdentity bool
+	File       string
+	Start, End int64
+	Was, Now   string
+	FirstID    string // live sources: the batch's _id range
+	LastID     string
+	What       string
+	file       bool
 }
 
 func (e *SourceChangedError) Error() string {
 	var where string
-	if e.fileSource {
-		where = fmt.Sprintf("file %s, bytes %d to %d", e.File, e.Start, e.End)
-		if e.hasIdentity {
+	if e.file {
+		where = fmt.Sprintf("bytes %d to %d", e.Start, e.End)
+		if e.File != "" {
+			where = fmt.Sprintf("file %s, %s", e.File, where)
+		}
+		if e.Was != "" && e.Now != "" {
 			where += fmt.Sprintf(" (when committed: %s; now: %s)", e.Was, e.Now)
 		}
 	} else {
@@ -146,7 +148,7 @@ func (r *runner) proveFile(ctx context.Context, job CollectionJob, pr Range, bat
 	}
 	changed := func(b manifests.SourceBatch, what string) error {
 		e := &SourceChangedError{Collection: job.Name, RangeNo: pr.No, Seq: b.Seq, File: b.SourceFile, Was: b.SourceIdentity, Now: now,
-			What: what, fileSource: true, hasIdentity: b.SourceIdentity != "" && now != ""}
+			What: what, file: true}
 		if b.StartOffset != nil && b.EndOffset != nil {
 			e.Start, e.End = *b.StartOffset, *b.EndOffset
 		}
