@@ -103,6 +103,12 @@ type Batch struct {
 	Collapsed    int
 	TableSums    TableSums
 	Checksum     Digest
+	// SourceDigest is the SHA-256 of the source BSON behind the batch (pipeline.Batch,
+	// SourceDigest); SourceFile and SourceIdentity name the file read and its identity then
+	// (file sources only).
+	SourceDigest   []byte
+	SourceFile     string
+	SourceIdentity string
 }
 
 // RejectRow is one refused document.
@@ -148,10 +154,13 @@ func InsertBatch(ctx context.Context, tx pgx.Tx, b *Batch, rejects []RejectRow) 
 		b.Skipped = map[string]int64{}
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO convert.batches (run_id, collection, range_no, seq, first_id, last_id, resume_id,
-start_offset, end_offset, read, loaded, rows, rejected, skipped, strings_fixed, collapsed, table_sums, checksum)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING`,
+start_offset, end_offset, read, loaded, rows, rejected, skipped, strings_fixed, collapsed, table_sums, checksum,
+source_digest, source_file, source_identity)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, nullif($20, ''), nullif($21, ''))
+ON CONFLICT DO NOTHING`,
 		b.RunID, b.Collection, b.RangeNo, b.Seq, safePtr(b.FirstID), safePtr(b.LastID), b.ResumeID, b.StartOffset, b.EndOffset,
-		b.Read, b.Loaded, b.Rows, b.Rejected, b.Skipped, b.StringsFixed, b.Collapsed, sums, b.Checksum[:])
+		b.Read, b.Loaded, b.Rows, b.Rejected, b.Skipped, b.StringsFixed, b.Collapsed, sums, b.Checksum[:],
+		b.SourceDigest, SafeText(b.SourceFile), b.SourceIdentity)
 	if err != nil {
 		return fmt.Errorf("collection %s: batch %d/%d manifest: %w", b.Collection, b.RangeNo, b.Seq, err)
 	}
@@ -174,6 +183,44 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $
 		return fmt.Errorf("collection %s: batch %d/%d rejects: wrote %d of %d", b.Collection, b.RangeNo, b.Seq, n, len(rejects))
 	}
 	return nil
+}
+
+// SourceBatch is what a resume re-reads and compares for one committed batch.
+type SourceBatch struct {
+	Seq            int
+	FirstID        *string
+	LastID         *string
+	ResumeID       []byte
+	StartOffset    *int64
+	EndOffset      *int64
+	Read           int
+	SourceDigest   []byte // nil: committed before batches recorded it
+	SourceFile     string
+	SourceIdentity string
+}
+
+// SourceBatches lists a range's committed batches in order, with their source digests.
+func (s *Store) SourceBatches(ctx context.Context, runID, collection string, rangeNo int) ([]SourceBatch, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, first_id, last_id, resume_id, start_offset, end_offset, read, source_digest,
+coalesce(source_file, ''), coalesce(source_identity, '')
+FROM convert.batches WHERE run_id = $1 AND collection = $2 AND range_no = $3 ORDER BY seq`, runID, collection, rangeNo)
+	if err != nil {
+		return nil, fmt.Errorf("collection %s: range %d: committed batches: %w", collection, rangeNo, err)
+	}
+	defer rows.Close()
+	var out []SourceBatch
+	for rows.Next() {
+		var b SourceBatch
+		if err := rows.Scan(&b.Seq, &b.FirstID, &b.LastID, &b.ResumeID, &b.StartOffset, &b.EndOffset, &b.Read, &b.SourceDigest,
+			&b.SourceFile, &b.SourceIdentity); err != nil {
+			return nil, fmt.Errorf("collection %s: range %d: committed batches: %w", collection, rangeNo, err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("collection %s: range %d: committed batches: %w", collection, rangeNo, err)
+	}
+	return out, nil
 }
 
 // RejectIDs lists the _ids rejected in a run's collection (NULL ids as "").

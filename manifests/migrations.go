@@ -157,6 +157,15 @@ ALTER TABLE convert.deferred ADD COLUMN kind text NOT NULL DEFAULT 'index'
 ALTER TABLE convert.deferred DROP CONSTRAINT deferred_indexes_pkey;
 ALTER TABLE convert.deferred ADD PRIMARY KEY (schema_name, table_name, kind, name);
 `},
+	{"0005_batch_source_digest", `
+-- What a resume proves before it reads on (cli.md, Runs, resume, replace): the SHA-256 of the
+-- source BSON behind each batch, and for files the file read and its identity then (size and
+-- modification time, for the refusal's message). NULL in batches committed before this
+-- migration: those cannot be proven.
+ALTER TABLE convert.batches ADD COLUMN source_digest bytea;
+ALTER TABLE convert.batches ADD COLUMN source_file text;
+ALTER TABLE convert.batches ADD COLUMN source_identity text;
+`},
 	{"0006_superseded_runs", `
 -- A run is superseded once a later run writes any of its tables (cli.md): it is never
 -- continued. The tables a run writes are recorded to find the runs a new one supersedes; a run

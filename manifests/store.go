@@ -265,6 +265,17 @@ WHERE run_id = $1 AND collection = $2`, runID, name)
 	return nil
 }
 
+// FailCollection marks a running collection failed: the run stopped on an error in it (its
+// committed batches stay; a resume starts it again).
+func (s *Store) FailCollection(ctx context.Context, runID, name string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE convert.collections SET status = 'failed'
+WHERE run_id = $1 AND collection = $2 AND status = 'running'`, runID, name)
+	if err != nil {
+		return fmt.Errorf("collection %s: record failure: %w", name, err)
+	}
+	return nil
+}
+
 // Totals sums a collection's committed batches.
 func (s *Store) Totals(ctx context.Context, runID, name string) (*Collection, error) {
 	c := &Collection{RunID: runID, Name: name, Skipped: map[string]int64{}, Rows: map[string]int64{}, TableSums: TableSums{}}

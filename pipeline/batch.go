@@ -37,6 +37,13 @@ type Batch struct {
 	StringsFixed int
 	Collapsed    int
 
+	// SourceDigest is what a resume compares before it reads on (see sourceDigest), set when
+	// the batch is handed to the sink. SourceFile and SourceIdentity name the file read and its
+	// identity then (file sources that tell them: FileSource).
+	SourceDigest   [32]byte
+	SourceFile     string
+	SourceIdentity string
+
 	// Claim, when set, makes the commit conditional on the range still being claimed by this
 	// worker at this epoch (job mode).
 	Claim *Claim
@@ -59,6 +66,7 @@ func (b *Batch) Reset() {
 	b.FirstID, b.LastID, b.ResumeID = nil, nil, nil
 	b.StartOffset, b.EndOffset = 0, 0
 	b.StringsFixed, b.Collapsed = 0, 0
+	b.SourceDigest, b.SourceFile, b.SourceIdentity = [32]byte{}, "", ""
 	b.Claim = nil
 	b.Delta = false
 }

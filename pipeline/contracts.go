@@ -82,6 +82,13 @@ type Source interface {
 	Close(ctx context.Context) error
 }
 
+// FileSource is implemented by sources that read files (dump directories, archives). File
+// names the file behind a collection and its identity now (size, modification time): batches
+// record both, so that a resume refused over a changed file can say what changed.
+type FileSource interface {
+	File(ns Namespace) (path, identity string, err error)
+}
+
 // CorruptError reports a broken frame in a file source: the run stops with exit code 1.
 type CorruptError struct {
 	File   string

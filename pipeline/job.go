@@ -209,6 +209,14 @@ func (r *runner) jobCollection(ctx context.Context, o JobOptions, job Collection
 			return fmt.Errorf("collection %s: key pass: %w", job.Name, err)
 		}
 	}
+	// A job resuming its run proves what is committed before its workers claim ranges, as a
+	// run's resume does; joiners work on what the leader proves. A range reclaimed from a dead
+	// worker while the job runs is not proved again: it was committed during this job.
+	if leader && r.resumed {
+		if err := r.proveCollection(ctx, job, ranges); err != nil {
+			return err
+		}
+	}
 	tot, err := d.Store.Totals(ctx, r.run.ID, job.Name)
 	if err != nil {
 		return err

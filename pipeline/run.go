@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -288,6 +289,11 @@ type runner struct {
 	batches *FreeList[*Batch]
 	// alreadyDone: --resume found the latest run of the selection completed.
 	alreadyDone bool
+	// resumed: the run existed (--resume, --run-id, a job resuming its run).
+	resumed bool
+	// proven holds the ranges ("collection\x00range") whose committed batches this process
+	// proved unchanged in the source, or started itself (proof.go).
+	proven sync.Map
 }
 
 func (r *runner) allTables() []Table {
@@ -404,6 +410,7 @@ func (r *runner) establish(ctx context.Context) (*manifests.Run, error) {
 			return nil, err
 		}
 		existing.Status = manifests.StatusRunning
+		r.resumed = true
 		if o.DeferIndexes || o.DeferForeignKeys {
 			r.d.Logger.Info("--defer-indexes and --defer-foreign-keys act when a run starts: what this run deferred then is restored as its collections complete", "run", existing.ID)
 		}
@@ -497,6 +504,13 @@ func (r *runner) convertAll(ctx context.Context) error {
 		// convert is idempotent up to the committed batches, so a transient failure outside a
 		// range (planning, completing) starts the collection over from what is committed.
 		if err := r.retry(ctx, job.Name, -1, func() error { return r.convert(ctx, job) }, nil); err != nil {
+			if ctx.Err() == nil {
+				// The collection's own status says where the run stopped (a stop leaves it
+				// running); the run's error says why.
+				if ferr := r.d.Store.FailCollection(context.WithoutCancel(ctx), r.run.ID, job.Name); ferr != nil {
+					r.log.Warn("could not record the collection failed", "collection", job.Name, "err", ferr)
+				}
+			}
 			return err
 		}
 		if i == len(jobs)-1 || jobs[i+1].Module != job.Module {
@@ -635,6 +649,11 @@ func (r *runner) convert(ctx context.Context, job CollectionJob) error {
 		if err := r.keyPass(ctx, job, p, ranges); err != nil {
 			return fmt.Errorf("collection %s: key pass: %w", job.Name, err)
 		}
+	}
+
+	// After the key pass: a live proof asks the transform which documents it skips.
+	if err := r.proveCollection(ctx, job, ranges); err != nil {
+		return err
 	}
 
 	g := newWorkGroup(ctx, r.o.Workers)
@@ -844,6 +863,13 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 	seq := rg.LastSeq + 1
 	tables := job.Transform.Tables()
 	file := rg.TypeClass == ""
+	var srcFile, srcIdentity string
+	if fs, ok := d.Source.(FileSource); ok && file {
+		var err error
+		if srcFile, srcIdentity, err = fs.File(job.NS); err != nil {
+			return fmt.Errorf("collection %s: %w", job.Name, err)
+		}
+	}
 
 	free := make(chan *Batch, 2)
 	full := make(chan *Batch, 1)
@@ -929,10 +955,12 @@ func (r *runner) processRange(ctx context.Context, job CollectionJob, rg manifes
 			b.Claim = claim
 			b.Delta = r.run.Kind == "delta"
 			b.StartOffset = from.Offset
+			b.SourceFile, b.SourceIdentity = srcFile, srcIdentity
 			seq++
 			return nil
 		}
 		send := func() error {
+			b.SourceDigest = sourceDigest(b.Raw, b.Docs, file)
 			select {
 			case full <- b:
 				b = nil

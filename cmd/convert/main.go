@@ -166,7 +166,7 @@ func codeOf(err error) int {
 		return best
 	}
 	switch err.(type) {
-	case *usageError, *pipeline.UsageError, *load.SchemaMismatchError, *load.RLSError, *load.MigrationChecksumError:
+	case *usageError, *pipeline.UsageError, *load.SchemaMismatchError, *load.RLSError, *load.MigrationChecksumError, *pipeline.SourceChangedError:
 		return 2
 	case *load.LockHeldError:
 		return 5

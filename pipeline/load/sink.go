@@ -123,6 +123,7 @@ func (s *Sink) attempt(ctx context.Context, st *batchState, live []int, isolate 
 		FirstID: b.FirstID, LastID: b.LastID, ResumeID: b.ResumeID,
 		Read: len(b.Docs), Rows: map[string]int64{}, Skipped: map[string]int64{},
 		StringsFixed: b.StringsFixed, Collapsed: b.Collapsed, TableSums: manifests.TableSums{},
+		SourceDigest: b.SourceDigest[:], SourceFile: b.SourceFile, SourceIdentity: b.SourceIdentity,
 	}
 	if b.File {
 		so, eo := b.StartOffset, b.EndOffset

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/stellaops/convert/pipeline"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -236,6 +237,29 @@ func (s *Source) Scan(ctx context.Context, ns pipeline.Namespace, r pipeline.Ran
 		return scanDirFile(ctx, c, max(from.Offset, start), end, fn)
 	}
 	return s.scanArchive(ctx, ns, from.Offset, fn)
+}
+
+var _ pipeline.FileSource = (*Source)(nil)
+
+// File implements pipeline.FileSource: the collection's data file (directory) or the archive,
+// with its size and modification time. A collection without a data file has none ("").
+func (s *Source) File(ns pipeline.Namespace) (path, identity string, err error) {
+	path = s.path
+	if s.kind == "dump" {
+		c, err := s.dirLookup(ns)
+		if err != nil {
+			return "", "", err
+		}
+		if c.data == "" {
+			return "", "", nil
+		}
+		path = c.data
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", "", fmt.Errorf("dump file %s: %w", path, err)
+	}
+	return path, fmt.Sprintf("%d bytes, modified %s", fi.Size(), fi.ModTime().UTC().Format(time.RFC3339Nano)), nil
 }
 
 // Close marks the source closed; scans hold their own files and close them themselves.
